@@ -1,0 +1,382 @@
+"""Validated description of one NAS run (pydantic v2, no keras/torch imports).
+
+The HTTP API imports this module to validate requests, so it must stay light: only pydantic
+and the standard library. Everything is `extra="forbid"` so a typo in a field name is a 422
+naming that field rather than a silently ignored option.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+__all__ = [
+    "ACTIVATIONS",
+    "DATASET_TASKS",
+    "FINAL_ACTIVATIONS",
+    "OBJECTIVES",
+    "Budget",
+    "DatasetOptions",
+    "NasParameters",
+    "NasSpec",
+    "SearchSpace",
+    "Task",
+    "objective_direction",
+]
+
+Task = Literal["classification", "regression"]
+
+#: Hidden-unit activations a search space may draw from (names understood by keras).
+ACTIVATIONS: frozenset[str] = frozenset(
+    {"relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish", "softsign", "softplus", "linear"}
+)
+#: Activations allowed on the output unit.
+FINAL_ACTIVATIONS: frozenset[str] = frozenset({"softmax", "sigmoid", "linear"})
+
+#: Which task each known dataset is. Kept here (not in datasets.py) so validation of
+#: `objective` against the dataset needs no sklearn/keras import.
+DATASET_TASKS: dict[str, Task] = {
+    "digits": "classification",
+    "iris": "classification",
+    "wine": "classification",
+    "breast_cancer": "classification",
+    "diabetes": "regression",
+    "classification": "classification",
+    "regression": "regression",
+    "mnist": "classification",
+    "fashion_mnist": "classification",
+    "cifar10": "classification",
+}
+
+#: Metric names (without the "val_" prefix) each task reports; the objective must be one.
+_TASK_METRICS: dict[str, frozenset[str]] = {
+    "classification": frozenset({"loss", "accuracy"}),
+    "regression": frozenset({"loss", "mae", "mse", "root_mean_squared_error"}),
+}
+#: Every objective name accepted for some task.
+OBJECTIVES: frozenset[str] = frozenset(
+    f"{prefix}{name}"
+    for names in _TASK_METRICS.values()
+    for name in names
+    for prefix in ("", "val_")
+)
+_OBJECTIVE_PATTERN = re.compile(r"^(val_)?[a-z][a-z0-9_]*$")
+# Metrics where larger is better; everything else (losses, errors) is minimised.
+_MAXIMISED = frozenset({"accuracy"})
+
+MAX_LEVELS = 8
+MAX_UNITS_PER_LEVEL = 8
+MAX_NEURONS = 1024
+
+
+def _field_error(
+    model: str, field: str | tuple[str, ...], value: Any, kind: str, template: str, **context: Any
+) -> ValidationError:
+    """A ValidationError located at `field`, for cross-field checks in model validators.
+
+    A plain ValueError from a model validator is reported at the model's location, so the
+    client would not learn which field is wrong; this puts the field name in `loc`.
+    """
+    return ValidationError.from_exception_data(
+        model,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(kind, template, context),
+                loc=(field,) if isinstance(field, str) else field,
+                input=value,
+            )
+        ],
+    )
+
+
+def objective_direction(objective: str) -> Literal["max", "min"]:
+    """`"max"` for accuracy-like objectives, `"min"` for losses and errors."""
+    base = objective.removeprefix("val_")
+    return "max" if base in _MAXIMISED else "min"
+
+
+class SearchSpace(BaseModel):
+    """The Cerebros search space (parameter names as in cerebros-core-algorithm-alpha).
+
+    Levels: as in Cerebros, the number of levels *includes the output level* (level 0 is the
+    input and is not counted). ``minimum_levels=1`` therefore allows a network whose only
+    Dense level is the output. Bounds: levels 1..8, units per level 1..8, neurons 1..1024.
+
+    Neurons: drawn uniformly from ``[minimum_neurons_per_unit, maximum_neurons_per_unit]``
+    unless ``neurons_per_unit_choices`` is set, in which case drawn from that list.
+
+    Learning rate: a list of values to choose from (uniformly, one per architecture). A range
+    is expressed by listing the values wanted, e.g. ``[0.0003, 0.001, 0.003]``.
+
+    Simple form (from the original scripts) is accepted and normalised::
+
+        {"layers": [1, 2, 3], "neurons": [32, 64, 128], "activation": ["relu", "tanh"],
+         "learning_rate": [0.001, 0.01]}
+
+    ``layers`` counts *hidden* layers, so it maps to ``minimum_levels=min(layers)+1`` and
+    ``maximum_levels=max(layers)+1`` (the +1 is the output level); ``neurons`` becomes
+    ``neurons_per_unit_choices`` (with min/max set to its extremes) and units per level is
+    fixed to 1 unless given, which reproduces a plain MLP search.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    minimum_levels: int = Field(default=2, ge=1, le=MAX_LEVELS)
+    maximum_levels: int = Field(default=4, ge=1, le=MAX_LEVELS)
+    minimum_units_per_level: int = Field(default=1, ge=1, le=MAX_UNITS_PER_LEVEL)
+    maximum_units_per_level: int = Field(default=3, ge=1, le=MAX_UNITS_PER_LEVEL)
+    minimum_neurons_per_unit: int = Field(default=8, ge=1, le=MAX_NEURONS)
+    maximum_neurons_per_unit: int = Field(default=64, ge=1, le=MAX_NEURONS)
+    neurons_per_unit_choices: list[int] | None = Field(default=None, min_length=1, max_length=64)
+    activation: list[str] = Field(default_factory=lambda: ["relu"], min_length=1, max_length=16)
+    final_activation: str | None = None
+    predecessor_level_connection_affinity_factor_first: float = Field(default=5.0, gt=0, le=100)
+    predecessor_level_connection_affinity_factor_main: float = Field(default=0.7, gt=0, le=100)
+    predecessor_level_connection_affinity_factor_decay_main: float = Field(
+        default=0.7, gt=0, le=1, description="decay(d) = factor ** d for a level d levels up"
+    )
+    max_consecutive_lateral_connections: int = Field(default=7, ge=0, le=64)
+    p_lateral_connection: float = Field(default=0.97, ge=0, le=1)
+    num_lateral_connection_tries_per_unit: int = Field(default=1, ge=0, le=16)
+    maximum_skip_connection_depth: int = Field(default=7, ge=1, le=MAX_LEVELS)
+    learning_rate: list[float] = Field(default_factory=lambda: [0.001], min_length=1, max_length=32)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_simple_form(cls, data: Any) -> Any:
+        """Map the simple ``layers``/``neurons`` form onto the canonical Cerebros names."""
+        if not isinstance(data, dict) or not ({"layers", "neurons"} & data.keys()):
+            return data
+        out = dict(data)
+        layers = out.pop("layers", None)
+        neurons = out.pop("neurons", None)
+        if layers is not None:
+            if "minimum_levels" in out or "maximum_levels" in out:
+                raise ValueError("give either 'layers' or minimum_levels/maximum_levels")
+            if not isinstance(layers, list) or not layers:
+                raise ValueError("'layers' must be a non-empty list of hidden-layer counts")
+            if not all(isinstance(n, int) and not isinstance(n, bool) for n in layers):
+                raise ValueError("'layers' must contain integers")
+            if min(layers) < 0:
+                raise ValueError("'layers' must be >= 0")
+            out["minimum_levels"] = min(layers) + 1
+            out["maximum_levels"] = max(layers) + 1
+            out.setdefault("minimum_units_per_level", 1)
+            out.setdefault("maximum_units_per_level", 1)
+        if neurons is not None:
+            if "neurons_per_unit_choices" in out:
+                raise ValueError("give either 'neurons' or neurons_per_unit_choices")
+            if not isinstance(neurons, list) or not neurons:
+                raise ValueError("'neurons' must be a non-empty list of integers")
+            out["neurons_per_unit_choices"] = neurons
+        return out
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activations(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - ACTIVATIONS)
+        if unknown:
+            raise ValueError(f"unknown activation(s) {unknown}; allowed: {sorted(ACTIVATIONS)}")
+        return value
+
+    @field_validator("final_activation")
+    @classmethod
+    def _known_final_activation(cls, value: str | None) -> str | None:
+        if value is not None and value not in FINAL_ACTIVATIONS:
+            raise ValueError(f"unknown final_activation; allowed: {sorted(FINAL_ACTIVATIONS)}")
+        return value
+
+    @field_validator("neurons_per_unit_choices")
+    @classmethod
+    def _neuron_choices_in_bounds(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if any(n < 1 or n > MAX_NEURONS for n in value):
+                raise ValueError(f"each neuron count must be in 1..{MAX_NEURONS}")
+            value = sorted(set(value))
+        return value
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _learning_rates_in_bounds(cls, value: list[float]) -> list[float]:
+        if any(not (0 < lr <= 10) or math.isnan(lr) for lr in value):
+            raise ValueError("each learning rate must be in (0, 10]")
+        return value
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> SearchSpace:
+        if self.neurons_per_unit_choices is not None:
+            # Keep min/max consistent with the choices so readers see the real range.
+            self.minimum_neurons_per_unit = min(self.neurons_per_unit_choices)
+            self.maximum_neurons_per_unit = max(self.neurons_per_unit_choices)
+        for low, high in (
+            ("minimum_levels", "maximum_levels"),
+            ("minimum_units_per_level", "maximum_units_per_level"),
+            ("minimum_neurons_per_unit", "maximum_neurons_per_unit"),
+        ):
+            if getattr(self, low) > getattr(self, high):
+                raise _field_error(
+                    type(self).__name__,
+                    low,
+                    getattr(self, low),
+                    "range_order",
+                    "{low} must be <= {high}",
+                    low=low,
+                    high=high,
+                )
+        return self
+
+    def neuron_choices(self) -> list[int]:
+        """The neuron counts a unit may get, in increasing order."""
+        if self.neurons_per_unit_choices is not None:
+            return list(self.neurons_per_unit_choices)
+        return list(range(self.minimum_neurons_per_unit, self.maximum_neurons_per_unit + 1))
+
+
+class Budget(BaseModel):
+    """Limits on the whole search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_trials: int = Field(default=10, ge=1, le=500)
+    max_epochs: int | None = Field(default=None, ge=1, le=500, description="cap per trial")
+    max_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+
+
+class NasParameters(BaseModel):
+    """How the search trains candidates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["random", "successive_halving"] = "random"
+    epochs: int = Field(default=10, ge=1, le=500)
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    validation_split: float = Field(default=0.2, ge=0.05, le=0.5)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    early_stopping_patience: int | None = Field(default=None, ge=1, le=500)
+    reduction_factor: int = Field(default=3, ge=2, le=10)
+    min_epochs: int = Field(default=1, ge=1, le=500)
+    max_failed_trials: int = Field(default=5, ge=0, le=500)
+    direction: Literal["max", "min"] | None = None
+
+
+class DatasetOptions(BaseModel):
+    """Options for the synthetic datasets (`classification`, `regression`) and subsampling.
+
+    ``n_samples``/``n_features``/``n_classes``/``noise`` are used by the synthetic datasets
+    only (``noise`` is the label-flip fraction for classification and the Gaussian noise
+    standard deviation for regression). ``max_samples`` subsamples any dataset (handy for
+    mnist on a CPU). ``seed`` seeds the synthetic generator and the subsampling.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_samples: int = Field(default=1000, ge=20, le=100_000)
+    n_features: int = Field(default=20, ge=1, le=1_000)
+    n_classes: int = Field(default=2, ge=2, le=100)
+    noise: float = Field(default=0.1, ge=0, le=100)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    max_samples: int | None = Field(default=None, ge=20, le=1_000_000)
+
+
+class NasSpec(BaseModel):
+    """Everything one NAS run needs. The service wraps it (adding ``run_id``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: str
+    dataset_options: DatasetOptions = Field(default_factory=DatasetOptions)
+    objective: str | None = Field(
+        default=None,
+        description="keras metric to rank by; default val_accuracy (classification) or "
+        "val_loss (regression)",
+    )
+    search_space: SearchSpace = Field(default_factory=SearchSpace)
+    budget: Budget = Field(default_factory=Budget)
+    parameters: NasParameters = Field(default_factory=NasParameters)
+
+    @field_validator("dataset_id")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        if value not in DATASET_TASKS:
+            raise ValueError(f"unknown dataset; known: {sorted(DATASET_TASKS)}")
+        return value
+
+    @field_validator("objective")
+    @classmethod
+    def _objective_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not _OBJECTIVE_PATTERN.match(value) or value not in OBJECTIVES:
+            raise ValueError(f"unknown objective; allowed: {sorted(OBJECTIVES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _objective_fits_task(self) -> NasSpec:
+        task = DATASET_TASKS[self.dataset_id]
+        if self.objective is None:
+            self.objective = "val_accuracy" if task == "classification" else "val_loss"
+        elif self.objective.removeprefix("val_") not in _TASK_METRICS[task]:
+            from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+
+            # Raised as a ValidationError located at `objective` so clients see which field.
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "objective_task_mismatch",
+                            "objective {objective} does not fit a {task} dataset; "
+                            "use one of {allowed}",
+                            {
+                                "objective": self.objective,
+                                "task": task,
+                                "allowed": ", ".join(
+                                    sorted(
+                                        f"{p}{m}" for m in _TASK_METRICS[task] for p in ("", "val_")
+                                    )
+                                ),
+                            },
+                        ),
+                        loc=("objective",),
+                        input=self.objective,
+                    )
+                ],
+            )
+        options = self.dataset_options
+        if self.dataset_id == "classification" and options.n_classes > 2 ** min(
+            options.n_features, 16
+        ):
+            raise _field_error(
+                type(self).__name__,
+                ("dataset_options", "n_classes"),
+                options.n_classes,
+                "too_many_classes",
+                "dataset_options.n_classes must be <= 2 ** n_features",
+            )
+        return self
+
+    @property
+    def task(self) -> Task:
+        """`classification` or `regression`, from the dataset."""
+        return DATASET_TASKS[self.dataset_id]
+
+    @property
+    def resolved_objective(self) -> str:
+        """The objective (never None after validation)."""
+        assert self.objective is not None
+        return self.objective
+
+    @property
+    def direction(self) -> Literal["max", "min"]:
+        """`parameters.direction` if given, else inferred from the objective."""
+        return self.parameters.direction or objective_direction(self.resolved_objective)
+
+    @property
+    def epochs_per_trial(self) -> int:
+        """min(parameters.epochs, budget.max_epochs)."""
+        cap = self.budget.max_epochs
+        return self.parameters.epochs if cap is None else min(self.parameters.epochs, cap)
