@@ -52,6 +52,8 @@ class Run(Base):
         Index("ix_runs_created_at_id", "created_at", "id"),
         Index("ix_runs_owner_status", "owner", "status"),
     )
+    # Fetch server-side timestamps with RETURNING so responses need no second query.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     owner: Mapped[str] = mapped_column(String(100), default="local")

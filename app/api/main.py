@@ -1,0 +1,49 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.limits import BodySizeLimit
+from app.api.problems import install_problem_handlers
+from app.api.routes import health, runs
+from app.api.state import ApiState
+from app.config import Settings, get_settings
+from app.db.session import create_engine, create_session_factory, resolve_database_url
+from app.queue.app import create_queue_app
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database_url = resolve_database_url(settings)
+        engine = create_engine(database_url)
+        app.state.cerebros = ApiState(
+            settings=settings,
+            database_url=database_url,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            # Not opened: jobs are deferred on the request's own connection.
+            queue=create_queue_app(database_url),
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Cerebros NAS run service",
+        version="0.1.0",
+        description="Submit neural-architecture-search runs, follow them, fetch their results.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(runs.router)
+    return app

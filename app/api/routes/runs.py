@@ -1,0 +1,97 @@
+"""/runs: submit, get, list, and poll a run's events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from app.api.deps import OwnerDep, SessionDep, StateDep
+from app.db.models import Run, RunStatus
+from app.errors import NotFound
+from app.events.publish import list_events
+from app.runs import repository
+from app.runs.submit import submit_run
+from app.schemas.problems import Problem
+from app.schemas.runs import EventOut, EventPage, RunCreate, RunOut, RunPage
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+PROBLEMS: dict[int | str, dict[str, object]] = {
+    404: {"model": Problem, "description": "No such run"},
+    409: {"model": Problem, "description": "Conflict"},
+    413: {"model": Problem, "description": "Body too large"},
+    422: {"model": Problem, "description": "Invalid input; `errors` names the fields"},
+    503: {"model": Problem, "description": "Database unavailable"},
+}
+
+
+def run_out(run: Run) -> RunOut:
+    return RunOut.model_validate(run, from_attributes=True)
+
+
+async def load_run(session: SessionDep, run_id: uuid.UUID, owner: str) -> Run:
+    run = await repository.get_run(session, run_id, owner)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunOut,
+    responses={200: {"model": RunOut, "description": "Idempotent replay"}, **PROBLEMS},
+)
+async def create_run(
+    body: RunCreate,
+    response: Response,
+    state: StateDep,
+    owner: OwnerDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> RunOut:
+    """Store the run and enqueue its job (queue `ml`) in one transaction."""
+    run, created = await submit_run(
+        state.sessions, state.queue, body, owner=owner,
+        queue_name=state.settings.queue_name, idempotency_key=idempotency_key,
+    )
+    response.headers["Location"] = f"/runs/{run.id}"
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return run_out(run)
+
+
+@router.get("", response_model=RunPage, responses=PROBLEMS)
+async def get_runs(
+    session: SessionDep,
+    owner: OwnerDep,
+    status_filter: Annotated[RunStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> RunPage:
+    """Runs, newest first; follow `next_cursor` for older pages."""
+    runs, next_cursor = await repository.list_runs(
+        session, owner=owner, status=status_filter, limit=limit, cursor=cursor
+    )
+    return RunPage(items=[run_out(r) for r in runs], next_cursor=next_cursor)
+
+
+@router.get("/{run_id}", response_model=RunOut, responses=PROBLEMS)
+async def get_run(run_id: uuid.UUID, session: SessionDep, owner: OwnerDep) -> RunOut:
+    return run_out(await load_run(session, run_id, owner))
+
+
+@router.get("/{run_id}/events", response_model=EventPage, responses=PROBLEMS)
+async def get_run_events(
+    run_id: uuid.UUID,
+    session: SessionDep,
+    owner: OwnerDep,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> EventPage:
+    """The run's events with id > `after`, oldest first (for polling clients)."""
+    await load_run(session, run_id, owner)
+    events = await list_events(session, run_id, after=after, limit=limit)
+    items = [EventOut.model_validate(e, from_attributes=True) for e in events]
+    return EventPage(items=items, next_after=items[-1].id if items else after)

@@ -1,0 +1,19 @@
+"""What the API process holds for its lifetime (built in the lifespan, read by dependencies)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import procrastinate
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    queue: procrastinate.App

@@ -1,0 +1,1 @@
+"""Runs: the repository that owns their SQL and the submission service."""

@@ -1,0 +1,109 @@
+"""All reads and writes of the runs table (and trial counts for progress)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import FINAL_STATUSES, Run, RunStatus
+from app.errors import InvalidInput
+
+
+async def get_run(session: AsyncSession, run_id: uuid.UUID, owner: str | None = None) -> Run | None:
+    """The run, or None when absent or owned by someone else (owner=None: any owner)."""
+    stmt = select(Run).where(Run.id == run_id)
+    if owner is not None:
+        stmt = stmt.where(Run.owner == owner)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_run_for_update(session: AsyncSession, run_id: uuid.UUID) -> Run | None:
+    stmt = select(Run).where(Run.id == run_id).with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def find_by_idempotency_key(session: AsyncSession, owner: str, key: str) -> Run | None:
+    stmt = select(Run).where(Run.owner == owner, Run.idempotency_key == key)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def encode_cursor(run: Run) -> str:
+    raw = f"{run.created_at.isoformat()}|{run.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, run_id = base64.urlsafe_b64decode(padded).decode().split("|")
+        return datetime.fromisoformat(created), uuid.UUID(run_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("cursor is not one this API returned", field="cursor") from exc
+
+
+async def list_runs(
+    session: AsyncSession,
+    *,
+    owner: str | None,
+    status: RunStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Run], str | None]:
+    """Newest first; keyset pagination on (created_at, id) so pages never skip or repeat."""
+    stmt = select(Run).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)
+    if owner is not None:
+        stmt = stmt.where(Run.owner == owner)
+    if status is not None:
+        stmt = stmt.where(Run.status == status.value)
+    if cursor:
+        created, run_id = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Run.created_at, Run.id) < tuple_(created, run_id))
+    runs = list((await session.execute(stmt)).scalars())
+    next_cursor = encode_cursor(runs[limit - 1]) if len(runs) > limit else None
+    return runs[:limit], next_cursor
+
+
+async def mark_running(session: AsyncSession, run_id: uuid.UUID) -> Run | None:
+    """Move a queued (or retried, still running) run to running; None if it is final."""
+    stmt = (
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+        .values(
+            status=RunStatus.RUNNING.value,
+            started_at=func.coalesce(Run.started_at, func.clock_timestamp()),
+        )
+        .returning(Run)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def set_current_step(session: AsyncSession, run_id: uuid.UUID, step: str | None) -> None:
+    await session.execute(update(Run).where(Run.id == run_id).values(current_step=step))
+
+
+async def finish_run(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    status: RunStatus,
+    *,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> bool:
+    """Set a final status once; a run already final is left as it is (returns False)."""
+    assert status in FINAL_STATUSES
+    stmt = (
+        update(Run)
+        .where(Run.id == run_id, Run.status.not_in([s.value for s in FINAL_STATUSES]))
+        .values(
+            status=status.value,
+            result=result,
+            error=error,
+            finished_at=func.clock_timestamp(),
+        )
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,107 @@
+"""Submit a run: the run row and its procrastinate job in one transaction, idempotently."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import procrastinate
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Run, RunStatus
+from app.errors import Conflict
+from app.queue.app import RUN_NAS_TASK
+from app.runs import repository
+from app.schemas.runs import RunCreate
+
+
+def request_hash(spec: dict[str, Any]) -> str:
+    """Hash of the validated request, so equal bodies match whatever their key order."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def submit_run(
+    sessions: async_sessionmaker[AsyncSession],
+    queue: procrastinate.App,
+    body: RunCreate,
+    *,
+    owner: str,
+    queue_name: str,
+    idempotency_key: str | None = None,
+) -> tuple[Run, bool]:
+    """Store the run and enqueue its job atomically; return (run, created).
+
+    With an Idempotency-Key, a repeat of the same body returns the first run (created=False)
+    and a different body is a Conflict; no second job is ever enqueued.
+    """
+    spec = body.model_dump(mode="json", exclude={"run_id"})
+    digest = request_hash({**spec, "run_id": str(body.run_id) if body.run_id else None})
+    if idempotency_key:
+        async with sessions() as session:
+            existing = await repository.find_by_idempotency_key(session, owner, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest), False
+    try:
+        return await _insert_with_job(sessions, queue, spec, body, owner, queue_name,
+                                      idempotency_key, digest), True
+    except IntegrityError as exc:
+        # Lost a race with a concurrent request: same key (replay or conflict) or same run_id.
+        if idempotency_key:
+            async with sessions() as session:
+                existing = await repository.find_by_idempotency_key(
+                    session, owner, idempotency_key
+                )
+            if existing is not None:
+                return _replay(existing, digest), False
+        raise Conflict(f"run {body.run_id} already exists", field="run_id") from exc
+
+
+def _replay(existing: Run, digest: str) -> Run:
+    if existing.request_hash != digest:
+        raise Conflict(
+            "Idempotency-Key was already used with a different request body",
+            field="Idempotency-Key",
+        )
+    return existing
+
+
+async def _insert_with_job(
+    sessions: async_sessionmaker[AsyncSession],
+    queue: procrastinate.App,
+    spec: dict[str, Any],
+    body: RunCreate,
+    owner: str,
+    queue_name: str,
+    idempotency_key: str | None,
+    digest: str,
+) -> Run:
+    run_id = body.run_id or uuid.uuid4()
+    async with sessions() as session, session.begin():
+        run = Run(
+            id=run_id,
+            owner=owner,
+            status=RunStatus.QUEUED.value,
+            spec=spec,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+        )
+        session.add(run)
+        await session.flush()
+        run.job_id = await _defer_in_transaction(session, queue, run_id, queue_name)
+    return run
+
+
+async def _defer_in_transaction(
+    session: AsyncSession, queue: procrastinate.App, run_id: uuid.UUID, queue_name: str
+) -> int:
+    # procrastinate inserts the job on our own connection, inside our transaction: if the
+    # run insert or the commit fails, the job disappears with it.
+    raw = await (await session.connection()).get_raw_connection()
+    deferrer = queue.configure_task(
+        RUN_NAS_TASK, queue=queue_name, connection=raw.driver_connection
+    )
+    return await deferrer.defer_async(run_id=str(run_id))
