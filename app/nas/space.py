@@ -1,0 +1,258 @@
+"""The Cerebros search space: sample dense multi-level architectures (no keras here).
+
+An architecture has levels 1..L of parallel units; level 0 is the input (one unit) and
+level L is the output level (one unit whose width is fixed by the task). Connection rules,
+following cerebros-core-algorithm-alpha (`units.py`, `levels.py`):
+
+* Predecessors: a unit on level k picks, from EVERY earlier level j (0 = input),
+  ``ceil(affinity * decay(k - j) * n_units(j))`` units uniformly *with replacement*, where
+  ``affinity`` is ``..._factor_first`` for units on level 1 (no decay, as in Cerebros) and
+  ``..._factor_main`` otherwise, and ``decay(d) = ..._decay_main ** d``. Because affinity > 0
+  and ceil, every level gets at least one pick. Repeated picks are collapsed (concatenating
+  the same tensor twice only adds redundant weights), so a unit lists each predecessor once.
+* Lateral: a unit tries to connect to each lower-index unit of its own level at distance d
+  (nearest first), ``num_lateral_connection_tries_per_unit`` times, with probability
+  ``p_lateral_connection * 0.95 ** d``; after ``max_consecutive_lateral_connections``
+  consecutive successes further tries fail, and a miss resets the run (Cerebros'
+  `select_connection_or_not`). Cerebros indexes the candidate by the distance (so unit 0 is
+  never a target); we use the intended unit at that distance.
+* Orphan repair: a unit that no unit on a later level uses is added as a predecessor of a
+  random unit on level ``min(k + depth, L)`` with depth drawn from
+  ``1..maximum_skip_connection_depth``, so every unit feeds the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.nas.spec import SearchSpace
+
+__all__ = ["Architecture", "Head", "Unit", "architectures", "head_for", "sample_architecture"]
+
+#: Lateral-connection probability decays by this factor per unit of distance (Cerebros).
+LATERAL_DECAY = 0.95
+
+
+@dataclass(frozen=True)
+class Head:
+    """Output layer and loss for a task: what the output level must look like."""
+
+    output_dim: int
+    activation: str
+    loss: str
+
+
+def head_for(task: str, n_classes: int, final_activation: str | None) -> Head:
+    """The output head for a task.
+
+    Binary classification uses one sigmoid unit and binary cross-entropy unless a softmax
+    is asked for; multi-class uses ``n_classes`` outputs with sparse categorical
+    cross-entropy (a ``linear`` final activation means logits); regression one output, MSE.
+    """
+    if task == "regression":
+        return Head(1, final_activation or "linear", "mse")
+    if n_classes == 2 and final_activation in (None, "sigmoid"):
+        return Head(1, "sigmoid", "binary_crossentropy")
+    activation = final_activation or "softmax"
+    if activation == "sigmoid":  # sigmoid over >2 exclusive classes does not fit sparse CE
+        activation = "softmax"
+    return Head(n_classes, activation, "sparse_categorical_crossentropy")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One dense unit: width, activation and the (level, unit) pairs it reads from.
+
+    ``predecessors`` is sorted and includes lateral ones (same level, lower unit index).
+    """
+
+    neurons: int
+    activation: str
+    predecessors: tuple[tuple[int, int], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "neurons": self.neurons,
+            "activation": self.activation,
+            "predecessors": [list(p) for p in self.predecessors],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Unit:
+        return cls(
+            neurons=int(data["neurons"]),
+            activation=str(data["activation"]),
+            predecessors=tuple(sorted((int(a), int(b)) for a, b in data["predecessors"])),
+        )
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A sampled network. ``levels[i]`` is level ``i + 1``; the last level is the output."""
+
+    input_dim: int
+    levels: tuple[tuple[Unit, ...], ...]
+    learning_rate: float
+    loss: str = "mse"
+
+    @property
+    def n_levels(self) -> int:
+        """Number of Dense levels including the output level (Cerebros' num_levels)."""
+        return len(self.levels)
+
+    @property
+    def output_unit(self) -> Unit:
+        return self.levels[-1][0]
+
+    def units_on(self, level: int) -> int:
+        """How many units level ``level`` has (level 0 is the single input)."""
+        return 1 if level == 0 else len(self.levels[level - 1])
+
+    def unit(self, level: int, index: int) -> Unit:
+        return self.levels[level - 1][index]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form; `from_dict` inverts it exactly."""
+        return {
+            "input_dim": self.input_dim,
+            "learning_rate": self.learning_rate,
+            "loss": self.loss,
+            "levels": [[u.to_dict() for u in level] for level in self.levels],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Architecture:
+        return cls(
+            input_dim=int(data["input_dim"]),
+            learning_rate=float(data["learning_rate"]),
+            loss=str(data.get("loss", "mse")),
+            levels=tuple(tuple(Unit.from_dict(u) for u in level) for level in data["levels"]),
+        )
+
+    def fingerprint(self) -> str:
+        """Hash of the canonical structure: equal architectures have equal fingerprints."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Summary numbers recorded with a trial."""
+        return {
+            "learning_rate": self.learning_rate,
+            "n_levels": self.n_levels,
+            "units_per_level": [len(level) for level in self.levels],
+            "neurons": [[u.neurons for u in level] for level in self.levels],
+            "activations": sorted({u.activation for level in self.levels for u in level}),
+        }
+
+
+def _predecessor_picks(
+    space: SearchSpace, rng: np.random.Generator, level: int, counts: list[int]
+) -> set[tuple[int, int]]:
+    """Cerebros' per-level predecessor picks for one unit on ``level``."""
+    picks: set[tuple[int, int]] = set()
+    for j in range(level):
+        n_j = counts[j]
+        if level == 1:
+            wanted = space.predecessor_level_connection_affinity_factor_first * n_j
+        else:
+            decay = space.predecessor_level_connection_affinity_factor_decay_main ** (level - j)
+            wanted = space.predecessor_level_connection_affinity_factor_main * decay * n_j
+        n_picks = max(1, math.ceil(wanted - 1e-12))
+        for index in rng.integers(0, n_j, size=n_picks):
+            picks.add((j, int(index)))
+    return picks
+
+
+def _lateral_picks(
+    space: SearchSpace, rng: np.random.Generator, level: int, unit: int
+) -> set[tuple[int, int]]:
+    """Lateral connections of ``unit`` to lower-index units on its own level."""
+    picks: set[tuple[int, int]] = set()
+    consecutive = 0
+    for distance in range(1, unit + 1):
+        for _ in range(space.num_lateral_connection_tries_per_unit):
+            p = space.p_lateral_connection * LATERAL_DECAY**distance
+            draw = float(rng.random())  # always drawn, so the stream does not depend on caps
+            if consecutive < space.max_consecutive_lateral_connections and draw <= p:
+                consecutive += 1
+                picks.add((level, unit - distance))
+            else:
+                consecutive = 0
+    return picks
+
+
+def sample_architecture(
+    space: SearchSpace,
+    rng: np.random.Generator,
+    *,
+    input_dim: int,
+    head: Head,
+) -> Architecture:
+    """Draw one architecture from ``space`` using ``rng`` (deterministic given its state)."""
+    n_levels = int(rng.integers(space.minimum_levels, space.maximum_levels + 1))
+    neuron_choices = space.neuron_choices()
+    shapes: list[list[tuple[int, str]]] = []  # per level: (neurons, activation) per unit
+    for level in range(1, n_levels + 1):
+        if level == n_levels:
+            shapes.append([(head.output_dim, head.activation)])
+            continue
+        n_units = int(
+            rng.integers(space.minimum_units_per_level, space.maximum_units_per_level + 1)
+        )
+        shapes.append(
+            [
+                (
+                    int(neuron_choices[int(rng.integers(len(neuron_choices)))]),
+                    str(space.activation[int(rng.integers(len(space.activation)))]),
+                )
+                for _ in range(n_units)
+            ]
+        )
+    counts = [1] + [len(s) for s in shapes]
+    preds: list[list[set[tuple[int, int]]]] = []
+    for level in range(1, n_levels + 1):
+        level_preds = []
+        for unit in range(counts[level]):
+            picks = _predecessor_picks(space, rng, level, counts)
+            picks |= _lateral_picks(space, rng, level, unit)
+            level_preds.append(picks)
+        preds.append(level_preds)
+    # Orphan repair: every unit below the output must be read by a unit on a later level.
+    for level in range(1, n_levels):
+        for unit in range(counts[level]):
+            used = any(
+                (level, unit) in p for later in preds[level:] for p in later
+            )  # preds[level] holds level + 1
+            if used:
+                continue
+            depth = int(rng.integers(1, space.maximum_skip_connection_depth + 1))
+            target_level = min(level + depth, n_levels)
+            target_unit = int(rng.integers(counts[target_level]))
+            preds[target_level - 1][target_unit].add((level, unit))
+    levels = tuple(
+        tuple(
+            Unit(neurons=n, activation=a, predecessors=tuple(sorted(preds[li][ui])))
+            for ui, (n, a) in enumerate(shape)
+        )
+        for li, shape in enumerate(shapes)
+    )
+    learning_rate = float(space.learning_rate[int(rng.integers(len(space.learning_rate)))])
+    return Architecture(
+        input_dim=input_dim, levels=levels, learning_rate=learning_rate, loss=head.loss
+    )
+
+
+def architectures(
+    space: SearchSpace, seed: int, *, input_dim: int, head: Head
+) -> Iterator[Architecture]:
+    """The endless, seeded sequence of architectures: same seed, same sequence."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield sample_architecture(space, rng, input_dim=input_dim, head=head)
