@@ -1,0 +1,127 @@
+"""The saga engine's exceptions: one base, `SagaError`, and the control signal `Halt`.
+
+How a caller reads them:
+- `SagaFailed`: the saga failed for good; completed steps were undone. Do not retry.
+- `SagaDefinitionError`: a programming error in the saga definition or its inputs. Do not retry.
+- `StepInterrupted`, or any exception that is not a `SagaError` (a lost database connection
+  while recording state, a cancelled task): the saga was interrupted, its state is intact;
+  run it again later with the same id to resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+UndoStatus = Literal["undone", "undo_failed", "no_undo"]
+
+
+@dataclass(frozen=True)
+class UndoOutcome:
+    """What happened to one completed step when its saga failed."""
+
+    step: str
+    status: UndoStatus
+    error: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "status": self.status, "error": self.error}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UndoOutcome:
+        return cls(step=data["step"], status=data["status"], error=data.get("error"))
+
+
+class SagaError(Exception):
+    """Base of every error the saga engine raises on purpose."""
+
+
+class SagaDefinitionError(SagaError, ValueError):
+    """The saga definition is invalid (unknown input, cycle, duplicate name, bad inputs)."""
+
+
+class InjectedFault(SagaError):
+    """Raised at the start of a step named in the runner's `fault_steps`."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(f"fault injected into step {step!r}")
+        self.step = step
+
+
+class StepCancelled(SagaError):
+    """A step running concurrently was cancelled because another step failed."""
+
+
+class StepInterrupted(SagaError):
+    """Raise from a step to stop the saga without failing it; the step reruns on resume.
+
+    Use it for transient trouble (a dependency is down): the runner leaves the saga
+    'running' and re-raises, so the caller's queue retries the job later.
+    """
+
+
+class UnserializableResult(SagaError):
+    """A step returned a value that cannot be stored as JSON."""
+
+
+class SagaFailed(SagaError):
+    """The saga failed for good: `step` failed and completed steps were undone.
+
+    `step` is None when the saga was cancelled from outside (`SagaRunner.cancel`).
+    `undo` lists every completed step, most recent first, with what its undo did.
+    """
+
+    def __init__(
+        self,
+        saga_id: str,
+        step: str | None,
+        error_type: str,
+        message: str,
+        undo: tuple[UndoOutcome, ...] = (),
+    ) -> None:
+        super().__init__(f"saga {saga_id!r} failed at step {step!r}: {error_type}: {message}")
+        self.saga_id = saga_id
+        self.step = step
+        self.error_type = error_type
+        self.message = message
+        self.undo = undo
+
+    @property
+    def undo_failed(self) -> bool:
+        """True when some undo itself failed (manual cleanup may be needed)."""
+        return any(o.status == "undo_failed" for o in self.undo)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "type": self.error_type,
+            "message": self.message,
+            "undo": [o.to_dict() for o in self.undo],
+        }
+
+    @classmethod
+    def from_dict(cls, saga_id: str, data: dict[str, Any]) -> SagaFailed:
+        return cls(
+            saga_id,
+            data.get("step"),
+            data.get("type", "Error"),
+            data.get("message", ""),
+            tuple(UndoOutcome.from_dict(o) for o in data.get("undo", [])),
+        )
+
+
+class Halt(Exception):  # a control signal, not an error
+    """Raise (or return) from a step to halt the saga on purpose, e.g. to wait for other jobs.
+
+    The step goes back to 'pending', the saga is stored as 'halted' and `run` returns a
+    halted outcome; running the saga again reruns the halting step and continues.
+    """
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def describe(error: BaseException) -> dict[str, Any]:
+    """The JSON form of an exception stored in the database."""
+    return {"type": type(error).__name__, "message": str(error)}
