@@ -73,8 +73,9 @@ def worker(
     _setup_logging()
     url = _database(get_settings())
     settings = get_settings()
-    asyncio.run(run_worker(url, settings, queues=queue or [settings.queue_name],
-                           concurrency=concurrency))
+    asyncio.run(
+        run_worker(url, settings, queues=queue or [settings.queue_name], concurrency=concurrency)
+    )
 
 
 @cli.command()

@@ -22,7 +22,10 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 def problem_response(
-    status: int, title: str, detail: str, errors: list[FieldError] | None = None,
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = Problem(title=title, status=status, detail=detail, errors=errors or [])
@@ -44,8 +47,9 @@ def validation_errors(errors: list[dict[str, Any]]) -> list[FieldError]:
         loc = tuple(err.get("loc", ()))
         if err.get("type") == "json_invalid":
             loc = ("body",)
-        out.append(FieldError(field=_field_name(loc), message=str(err.get("msg")),
-                              type=err.get("type")))
+        out.append(
+            FieldError(field=_field_name(loc), message=str(err.get("msg")), type=err.get("type"))
+        )
     return out
 
 
@@ -65,15 +69,17 @@ async def _on_cerebros_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem_response(exc.status_code, str(exc.detail), str(exc.detail),
-                            headers=getattr(exc, "headers", None))
+    return problem_response(
+        exc.status_code, str(exc.detail), str(exc.detail), headers=getattr(exc, "headers", None)
+    )
 
 
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     if is_transient(exc):
         # The database is away: say so (clients retry), never a 500 or a hang.
-        return problem_response(503, "Service unavailable", "the database is unreachable",
-                                headers={"Retry-After": "2"})
+        return problem_response(
+            503, "Service unavailable", "the database is unreachable", headers={"Retry-After": "2"}
+        )
     log.exception("unhandled error", exc_info=exc)
     return problem_response(500, "Internal error", "an unexpected error occurred")
 
@@ -82,6 +88,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(CerebrosError, _on_cerebros_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    for exc_type in (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, psycopg.Error,
-                     OSError, Exception):
+    for exc_type in (
+        sqlalchemy.exc.DBAPIError,
+        sqlalchemy.exc.TimeoutError,
+        psycopg.Error,
+        OSError,
+        Exception,
+    ):
         app.add_exception_handler(exc_type, _on_unexpected)

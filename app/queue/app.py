@@ -7,7 +7,8 @@ import procrastinate
 from app.db.urls import libpq_url
 from app.queue.tasks import tasks
 
-RUN_NAS_TASK = "run_nas"
+# The Blueprint registers its tasks under the "cerebros" namespace.
+RUN_NAS_TASK = "cerebros:run_nas"
 
 
 def create_queue_app(database_url: str) -> procrastinate.App:

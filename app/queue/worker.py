@@ -22,7 +22,6 @@ async def run_worker(
             await queue_app.run_worker_async(
                 queues=queues,
                 concurrency=concurrency,
-                name=None,
                 install_signal_handlers=True,
             )
     finally:

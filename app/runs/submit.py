@@ -46,15 +46,14 @@ async def submit_run(
         if existing is not None:
             return _replay(existing, digest), False
     try:
-        return await _insert_with_job(sessions, queue, spec, body, owner, queue_name,
-                                      idempotency_key, digest), True
+        return await _insert_with_job(
+            sessions, queue, spec, body, owner, queue_name, idempotency_key, digest
+        ), True
     except IntegrityError as exc:
         # Lost a race with a concurrent request: same key (replay or conflict) or same run_id.
         if idempotency_key:
             async with sessions() as session:
-                existing = await repository.find_by_idempotency_key(
-                    session, owner, idempotency_key
-                )
+                existing = await repository.find_by_idempotency_key(session, owner, idempotency_key)
             if existing is not None:
                 return _replay(existing, digest), False
         raise Conflict(f"run {body.run_id} already exists", field="run_id") from exc
@@ -102,6 +101,9 @@ async def _defer_in_transaction(
     # run insert or the commit fails, the job disappears with it.
     raw = await (await session.connection()).get_raw_connection()
     deferrer = queue.configure_task(
-        RUN_NAS_TASK, queue=queue_name, connection=raw.driver_connection
+        RUN_NAS_TASK,
+        allow_unknown=False,
+        queue=queue_name,
+        connection=raw.driver_connection,
     )
     return await deferrer.defer_async(run_id=str(run_id))

@@ -27,8 +27,7 @@ def spec(**overrides: Any) -> dict[str, Any]:
 def jobs_for(db: psycopg.Connection, run_id: str) -> int:
     return count(
         db,
-        "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = 'ml' "
-        "AND args->>'run_id' = %s",
+        "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = 'ml' AND args->>'run_id' = %s",
         run_id,
     )
 
@@ -59,9 +58,7 @@ def test_client_given_run_id_is_kept_and_duplicate_is_conflict(client: TestClien
     assert again.json()["errors"][0]["field"] == "run_id"
 
 
-def test_idempotency_key_replays_and_conflicts(
-    client: TestClient, db: psycopg.Connection
-) -> None:
+def test_idempotency_key_replays_and_conflicts(client: TestClient, db: psycopg.Connection) -> None:
     key = f"key-{uuid.uuid4()}"
     first = client.post("/runs", json=spec(), headers={"Idempotency-Key": key})
     assert first.status_code == 202
@@ -140,9 +137,7 @@ def test_list_newest_first_with_status_filter_and_cursor(client: TestClient) -> 
     assert bad_cursor.json()["errors"][0]["field"] == "cursor"
 
 
-def test_nas_run_jobs_view_joins_runs_and_jobs(
-    client: TestClient, db: psycopg.Connection
-) -> None:
+def test_nas_run_jobs_view_joins_runs_and_jobs(client: TestClient, db: psycopg.Connection) -> None:
     run = client.post("/runs", json=spec()).json()
     row = db.execute(
         "SELECT run_status, job_id, job_status, attempts, queue_name FROM nas_run_jobs "

@@ -53,8 +53,12 @@ async def create_run(
 ) -> RunOut:
     """Store the run and enqueue its job (queue `ml`) in one transaction."""
     run, created = await submit_run(
-        state.sessions, state.queue, body, owner=owner,
-        queue_name=state.settings.queue_name, idempotency_key=idempotency_key,
+        state.sessions,
+        state.queue,
+        body,
+        owner=owner,
+        queue_name=state.settings.queue_name,
+        idempotency_key=idempotency_key,
     )
     response.headers["Location"] = f"/runs/{run.id}"
     if not created:

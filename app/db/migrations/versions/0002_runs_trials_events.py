@@ -60,8 +60,12 @@ LEFT JOIN procrastinate_jobs j ON j.id = r.job_id;
 
 def _timestamps() -> list[sa.Column]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.clock_timestamp()),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.clock_timestamp(),
+        ),
     ]
 
 
@@ -80,8 +84,12 @@ def upgrade() -> None:
         sa.Column("error", pg.JSONB()),
         sa.Column("cancel_requested_at", sa.DateTime(timezone=True)),
         *_timestamps(),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.clock_timestamp()),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.clock_timestamp(),
+        ),
         sa.Column("started_at", sa.DateTime(timezone=True)),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
         sa.UniqueConstraint("owner", "idempotency_key", name="uq_runs_owner_idempotency_key"),
@@ -97,9 +105,12 @@ def upgrade() -> None:
     op.create_table(
         "trials",
         sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
-        sa.Column("run_id", pg.UUID(as_uuid=True),
-                  sa.ForeignKey("runs.id", ondelete="CASCADE",
-                                name="fk_trials_run_id_runs"), nullable=False),
+        sa.Column(
+            "run_id",
+            pg.UUID(as_uuid=True),
+            sa.ForeignKey("runs.id", ondelete="CASCADE", name="fk_trials_run_id_runs"),
+            nullable=False,
+        ),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("architecture", pg.JSONB()),
@@ -112,8 +123,12 @@ def upgrade() -> None:
         sa.Column("error", sa.Text()),
         sa.Column("duration_s", sa.Float()),
         sa.Column("record", pg.JSONB()),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.clock_timestamp()),
+        sa.Column(
+            "started_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.clock_timestamp(),
+        ),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
         sa.UniqueConstraint("run_id", "number", name="uq_trials_run_id_number"),
     )
@@ -121,9 +136,12 @@ def upgrade() -> None:
     op.create_table(
         "run_events",
         sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
-        sa.Column("run_id", pg.UUID(as_uuid=True),
-                  sa.ForeignKey("runs.id", ondelete="CASCADE",
-                                name="fk_run_events_run_id_runs"), nullable=False),
+        sa.Column(
+            "run_id",
+            pg.UUID(as_uuid=True),
+            sa.ForeignKey("runs.id", ondelete="CASCADE", name="fk_run_events_run_id_runs"),
+            nullable=False,
+        ),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("payload", pg.JSONB(), nullable=False, server_default="{}"),
         sa.Column("correlation_id", sa.String(200)),
