@@ -70,14 +70,21 @@ async def test_inputs_reach_steps_and_everything_is_persisted(session_factory: F
     assert seen["ctx"] == (saga_id, "first", 1, {"spec": {"n": 5}})
 
     row = await saga_row(session_factory, saga_id)
-    assert (row.name, row.status, row.inputs, row.error) == ("persist", "succeeded", {"spec": {"n": 5}}, None)
+    assert (row.name, row.status, row.inputs, row.error) == (
+        "persist",
+        "succeeded",
+        {"spec": {"n": 5}},
+        None,
+    )
     assert row.finished_at is not None and row.parent_id is None
     steps = await step_rows(session_factory, saga_id)
     assert {n: (s.state, s.result, s.attempts, s.seq) for n, s in steps.items()} == {
         "first": ("succeeded", [5, 10], 1, 1),
         "second": ("succeeded", 16, 1, 2),
     }
-    assert all(s.started_at and s.finished_at and s.started_at <= s.finished_at for s in steps.values())
+    assert all(
+        s.started_at and s.finished_at and s.started_at <= s.finished_at for s in steps.values()
+    )
 
 
 async def test_results_are_json_round_tripped(session_factory: Factory) -> None:
