@@ -125,13 +125,12 @@ def _reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
 def _fetch(fname: str, origin: str, cache_dir: Path, subdir: str, allow_download: bool) -> str:
     """Path of a cached keras dataset file, downloading it with keras if possible."""
     target = cache_dir / subdir / fname
-    if not target.exists():
-        if not allow_download or not _reachable(origin):
-            raise DatasetUnavailable(
-                f"dataset file {target} is not cached and {origin} cannot be downloaded "
-                "(no network access?). Put the file there or point the dataset cache "
-                "directory (CEREBROS_DATASET_CACHE_DIR) at a folder that has it."
-            )
+    if not target.exists() and (not allow_download or not _reachable(origin)):
+        raise DatasetUnavailable(
+            f"dataset file {target} is not cached and {origin} cannot be downloaded "
+            "(no network access?). Put the file there or point the dataset cache "
+            "directory (CEREBROS_DATASET_CACHE_DIR) at a folder that has it."
+        )
     try:
         return str(
             keras.utils.get_file(

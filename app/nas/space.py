@@ -141,6 +141,23 @@ class Architecture:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
+    def width(self, level: int, index: int) -> int:
+        """Output width of a unit (level 0 is the input)."""
+        return self.input_dim if level == 0 else self.unit(level, index).neurons
+
+    def params_count(self) -> int:
+        """Parameters of the built model, computed from the structure alone.
+
+        Per unit with input width w and n neurons: BatchNormalization 4w (gamma, beta,
+        moving mean and variance) plus Dense w*n + n.
+        """
+        total = 0
+        for level in self.levels:
+            for unit in level:
+                w = sum(self.width(lv, ix) for lv, ix in unit.predecessors)
+                total += 4 * w + w * unit.neurons + unit.neurons
+        return total
+
     def hyperparameters(self) -> dict[str, Any]:
         """Summary numbers recorded with a trial."""
         return {

@@ -1,0 +1,114 @@
+"""Plain, JSON-able records exchanged with the service (no keras import)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "ProgressReporter",
+    "SearchResult",
+    "SearchStatus",
+    "TrialRecord",
+    "TrialStart",
+    "TrialStatus",
+]
+
+TrialStatus = Literal["completed", "pruned", "failed"]
+SearchStatus = Literal["completed", "exhausted", "cancelled", "timed_out"]
+
+
+@dataclass(frozen=True)
+class TrialStart:
+    """Sent to the reporter when a candidate starts training (or resumes, for SH rungs)."""
+
+    number: int
+    architecture: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    params_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrialRecord:
+    """The final record of one trial.
+
+    ``number`` is 1-based and fixed by the seeded candidate sequence, so an interrupted run
+    resumed with the same spec gives every trial the same number. ``score`` is the best
+    objective value over the epochs run (Cerebros ranks by best epoch), ``best_epoch`` is
+    1-based. ``history`` has one metrics dict per epoch (with an ``epoch`` key).
+    """
+
+    number: int
+    status: TrialStatus
+    architecture: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    params_count: int
+    score: float | None = None
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    error: str | None = None
+    duration_s: float = 0.0
+    fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialRecord:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class SearchResult:
+    """Outcome of `run_search`.
+
+    ``status``: ``completed`` (budget of trials used), ``exhausted`` (the space ran out of new
+    architectures first), ``cancelled`` (``should_stop`` returned True) or ``timed_out``
+    (``budget.max_seconds`` elapsed). ``trials`` includes records reused from
+    ``completed_trials``. ``best`` is the best completed (or pruned, for SH) trial by score.
+    """
+
+    status: SearchStatus
+    objective: str
+    direction: Literal["max", "min"]
+    trials: list[TrialRecord]
+    best: TrialRecord | None
+    total_epochs: int
+    artifacts: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+
+    @property
+    def trials_completed(self) -> int:
+        return sum(1 for t in self.trials if t.status == "completed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "objective": self.objective,
+            "direction": self.direction,
+            "trials": [t.to_dict() for t in self.trials],
+            "trials_completed": self.trials_completed,
+            "best": self.best.to_dict() if self.best else None,
+            "total_epochs": self.total_epochs,
+            "artifacts": dict(self.artifacts),
+            "message": self.message,
+        }
+
+
+class ProgressReporter(Protocol):
+    """Receives progress from `run_search` (the service persists and streams it).
+
+    Calls come from the thread running the search. ``trial_started`` is sent once per trial
+    (at its first rung for successive halving); ``trial_finished`` once, with the final record.
+    """
+
+    def trial_started(self, trial: TrialStart) -> None: ...
+
+    def epoch_finished(self, trial_number: int, epoch: int, metrics: dict[str, float]) -> None: ...
+
+    def trial_finished(self, trial: TrialRecord) -> None: ...
