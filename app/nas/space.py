@@ -169,6 +169,23 @@ class Architecture:
         }
 
 
+def predecessor_count(space: SearchSpace, level: int, source_level: int, n_source: int) -> int:
+    """How many picks (with replacement) a unit on ``level`` makes from ``source_level``.
+
+    ``ceil(first * n)`` for units on level 1, else ``ceil(main * decay**(level - source) * n)``;
+    at least 1 (Cerebros' "ceil" rounding rule never returns 0 for a positive affinity).
+    """
+    if level == 1:
+        wanted = space.predecessor_level_connection_affinity_factor_first * n_source
+    else:
+        decay = space.predecessor_level_connection_affinity_factor_decay_main ** (
+            level - source_level
+        )
+        wanted = space.predecessor_level_connection_affinity_factor_main * decay * n_source
+    # The epsilon keeps float noise (0.7 * 10 = 7.000000000000001) from adding a pick.
+    return max(1, math.ceil(wanted - 1e-9))
+
+
 def _predecessor_picks(
     space: SearchSpace, rng: np.random.Generator, level: int, counts: list[int]
 ) -> set[tuple[int, int]]:
@@ -176,12 +193,7 @@ def _predecessor_picks(
     picks: set[tuple[int, int]] = set()
     for j in range(level):
         n_j = counts[j]
-        if level == 1:
-            wanted = space.predecessor_level_connection_affinity_factor_first * n_j
-        else:
-            decay = space.predecessor_level_connection_affinity_factor_decay_main ** (level - j)
-            wanted = space.predecessor_level_connection_affinity_factor_main * decay * n_j
-        n_picks = max(1, math.ceil(wanted - 1e-12))
+        n_picks = predecessor_count(space, level, j, n_j)
         for index in rng.integers(0, n_j, size=n_picks):
             picks.add((j, int(index)))
     return picks

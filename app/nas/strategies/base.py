@@ -7,7 +7,6 @@ reporting, recording, failure accounting and keeping the best model.
 
 from __future__ import annotations
 
-import gc
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -172,9 +171,12 @@ class SearchContext:
         return model, outcome
 
     def release(self) -> None:
-        """Free the memory of the models built so far (between trials)."""
+        """Free the memory of the models built so far (between trials).
+
+        ``clear_session(free_memory=True)`` already runs ``gc.collect()`` (about 0.2 s with
+        torch loaded), so we do not collect a second time.
+        """
         clear_backend_caches()
-        gc.collect()
 
     # -- records ------------------------------------------------------------------------
     def record(
