@@ -101,5 +101,5 @@ def test_missing_keras_dataset_is_unavailable_quickly(tmp_path: Path, name: str)
 def test_corrupt_cached_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / "datasets").mkdir()
     (tmp_path / "datasets" / "mnist.npz").write_bytes(b"not a zip")
-    with pytest.raises(DatasetUnavailable, match="not a valid mnist.npz"):
+    with pytest.raises(DatasetUnavailable, match=r"not a valid mnist\.npz"):
         load_dataset("mnist", cache_dir=tmp_path)

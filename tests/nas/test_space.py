@@ -46,7 +46,7 @@ def test_sampled_structure_obeys_the_rules(seed: int) -> None:
     out = arch.output_unit
     assert len(arch.levels[-1]) == 1
     assert (out.neurons, out.activation) == (HEAD.output_dim, HEAD.activation)
-    for k, level in enumerate(arch.levels[:-1], start=1):
+    for level in arch.levels[:-1]:
         assert SPACE.minimum_units_per_level <= len(level) <= SPACE.maximum_units_per_level
         for unit in level:
             assert unit.neurons in SPACE.neuron_choices()
