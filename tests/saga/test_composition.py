@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.saga import (
+    Halt,
     Input,
     Result,
     Saga,
@@ -203,3 +204,28 @@ async def test_invalid_expansion_fails_the_expanding_step(session_factory: Facto
         await SagaRunner(session_factory).run(saga, saga_id=new_id(), inputs={})
     assert (info.value.step, info.value.error_type) == ("plan", "SagaDefinitionError")
     assert "duplicate step 'plan'" in info.value.message
+
+
+async def test_halted_sub_saga_halts_parent_and_resumes(session_factory: Factory) -> None:
+    log = Log()
+    ready = {"value": False}
+
+    async def wait(ctx: StepContext) -> str:
+        log.calls.append(("run", "wait"))
+        if not ready["value"]:
+            raise Halt("not yet")
+        return "ready"
+
+    child = Saga("child4", [log.step("c1"), Step("wait", run=wait, after=("c1",))])
+    parent = Saga("parent4", [log.step("p1"), sub_saga_step("sub", child, after=("p1",))])
+    saga_id = new_id()
+    runner = SagaRunner(session_factory)
+    outcome = await runner.run(parent, saga_id=saga_id, inputs={})
+    assert (outcome.status, outcome.halted_by) == ("halted", "sub")
+    assert (await saga_row(session_factory, f"{saga_id}/sub")).status == "halted"
+
+    ready["value"] = True
+    outcome = await runner.run(parent, saga_id=saga_id)
+    assert outcome.status == "succeeded"
+    assert outcome.results["sub"]["wait"] == "ready"
+    assert log.count("run") == {"p1": 1, "c1": 1, "wait": 2}
