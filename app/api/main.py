@@ -9,10 +9,11 @@ from fastapi import FastAPI
 
 from app.api.limits import BodySizeLimit
 from app.api.problems import install_problem_handlers
-from app.api.routes import health, runs
+from app.api.routes import events, health, models, runs, trials
 from app.api.state import ApiState
 from app.config import Settings, get_settings
 from app.db.session import create_engine, create_session_factory, resolve_database_url
+from app.events.hub import EventHub
 from app.queue.app import create_queue_app
 
 
@@ -23,17 +24,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database_url = resolve_database_url(settings)
         engine = create_engine(database_url)
+        sessions = create_session_factory(engine)
+        hub = EventHub.for_database(database_url, sessions)
         app.state.cerebros = ApiState(
             settings=settings,
             database_url=database_url,
             engine=engine,
-            sessions=create_session_factory(engine),
+            sessions=sessions,
             # Not opened: jobs are deferred on the request's own connection.
             queue=create_queue_app(database_url),
+            hub=hub,
         )
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -46,4 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(runs.router)
+    app.include_router(trials.router)
+    app.include_router(models.router)
+    app.include_router(events.router)
     return app

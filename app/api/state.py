@@ -8,6 +8,7 @@ import procrastinate
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.events.hub import EventHub
 
 
 @dataclass
@@ -17,3 +18,4 @@ class ApiState:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     queue: procrastinate.App
+    hub: EventHub

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import FINAL_STATUSES, Run, RunStatus
+from app.db.models import FINAL_STATUSES, Run, RunEvent, RunStatus, Trial
 from app.errors import InvalidInput
 
 
@@ -107,3 +107,69 @@ async def finish_run(
         )
     )
     return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+# --- Read queries for progress, trials and event streams -------------------------------------
+
+FINISHED_TRIAL_STATUSES = ("completed", "pruned", "failed")
+
+
+async def trial_progress(
+    session: AsyncSession, run_id: uuid.UUID
+) -> tuple[int, float | None, float | None]:
+    """(finished trials, max score, min score) of a run, in one light aggregate."""
+    stmt = select(
+        func.count().filter(Trial.status.in_(FINISHED_TRIAL_STATUSES)),
+        func.max(Trial.score),
+        func.min(Trial.score),
+    ).where(Trial.run_id == run_id)
+    done, best_max, best_min = (await session.execute(stmt)).one()
+    return int(done or 0), best_max, best_min
+
+
+async def list_trials(session: AsyncSession, run_id: uuid.UUID) -> list[Trial]:
+    """A run's trials in trial-number order."""
+    stmt = select(Trial).where(Trial.run_id == run_id).order_by(Trial.number)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_trial(session: AsyncSession, run_id: uuid.UUID, number: int) -> Trial | None:
+    stmt = select(Trial).where(Trial.run_id == run_id, Trial.number == number)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def events_by_ids(session: AsyncSession, ids: list[int]) -> list[tuple[RunEvent, str]]:
+    """Events (with their run's owner) by id, in id order (the hub's one fetch per batch)."""
+    stmt = (
+        select(RunEvent, Run.owner)
+        .join(Run, Run.id == RunEvent.run_id)
+        .where(RunEvent.id.in_(ids))
+        .order_by(RunEvent.id)
+    )
+    return [(event, owner) for event, owner in (await session.execute(stmt)).all()]
+
+
+async def events_after(
+    session: AsyncSession,
+    *,
+    after: int,
+    limit: int,
+    run_id: uuid.UUID | None = None,
+    owner: str | None = None,
+) -> list[RunEvent]:
+    """Events with id > `after`, oldest first, of one run or of all (an owner's) runs."""
+    stmt = select(RunEvent).where(RunEvent.id > after).order_by(RunEvent.id).limit(limit)
+    if run_id is not None:
+        stmt = stmt.where(RunEvent.run_id == run_id)
+    if owner is not None:
+        stmt = stmt.join(Run, Run.id == RunEvent.run_id).where(Run.owner == owner)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_run_status(session: AsyncSession, run_id: uuid.UUID) -> str | None:
+    return (await session.execute(select(Run.status).where(Run.id == run_id))).scalar_one_or_none()
+
+
+async def last_event_id(session: AsyncSession) -> int:
+    """The highest event id so far (0 when there is none)."""
+    return int((await session.execute(select(func.max(RunEvent.id)))).scalar_one() or 0)

@@ -83,7 +83,11 @@ async def get_runs(
 
 @router.get("/{run_id}", response_model=RunOut, responses=PROBLEMS)
 async def get_run(run_id: uuid.UUID, session: SessionDep, owner: OwnerDep) -> RunOut:
-    return run_out(await load_run(session, run_id, owner))
+    """The run, with its progress (trials done of the budget, best score, current step)."""
+    from app.api.routes.trials import run_progress  # that module imports this one
+
+    run = await load_run(session, run_id, owner)
+    return run_out(run).model_copy(update={"progress": await run_progress(session, run)})
 
 
 @router.get("/{run_id}/events", response_model=EventPage, responses=PROBLEMS)
