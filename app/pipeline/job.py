@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from app.db.models import RunStatus
 from app.errors import InvalidJobArguments
+from app.pipeline.run_lock import run_lock
 from app.queue.retry import TransientError, is_transient
 from app.queue.worker_state import WorkerResources
 from app.runs import repository
@@ -31,16 +32,20 @@ async def execute_run_job(
     from app.pipeline.run_saga import run_pipeline
 
     try:
-        async with resources.sessions.begin() as session:
-            run = await repository.mark_running(session, run_id)
+        async with run_lock(resources.engine, run_id) as acquired:
+            if not acquired:
+                log.warning("run %s is being executed by another worker; skipping", run_id)
+                return
+            async with resources.sessions.begin() as session:
+                run = await repository.mark_running(session, run_id)
+                if run is None:
+                    existing = await repository.get_run(session, run_id)
             if run is None:
-                existing = await repository.get_run(session, run_id)
-        if run is None:
-            if existing is None:
-                raise InvalidJobArguments(f"run {run_id} does not exist")
-            log.info("run %s is already %s; nothing to do", run_id, existing.status)
-            return
-        await run_pipeline(resources, run)
+                if existing is None:
+                    raise InvalidJobArguments(f"run {run_id} does not exist")
+                log.info("run %s is already %s; nothing to do", run_id, existing.status)
+                return
+            await run_pipeline(resources, run)
     except InvalidJobArguments as exc:
         await _fail(resources, run_id, {"type": "invalid_arguments", "message": exc.detail})
         raise RunFailed(exc.detail) from exc

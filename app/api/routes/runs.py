@@ -12,6 +12,7 @@ from app.db.models import Run, RunStatus
 from app.errors import NotFound
 from app.events.publish import list_events
 from app.runs import repository
+from app.runs.cancel import cancel_run
 from app.runs.submit import submit_run
 from app.schemas.problems import Problem
 from app.schemas.runs import EventOut, EventPage, RunCreate, RunOut, RunPage
@@ -103,3 +104,12 @@ async def get_run_events(
     events = await list_events(session, run_id, after=after, limit=limit)
     items = [EventOut.model_validate(e, from_attributes=True) for e in events]
     return EventPage(items=items, next_after=items[-1].id if items else after)
+
+
+@router.post("/{run_id}/cancel", response_model=RunOut, responses=PROBLEMS)
+async def cancel(run_id: uuid.UUID, state: StateDep, owner: OwnerDep) -> RunOut:
+    """Cancel a queued run at once, or ask a running one to stop (within one epoch).
+
+    Idempotent; a run that already succeeded or failed is a 409.
+    """
+    return run_out(await cancel_run(state.sessions, state.queue, run_id, owner=owner))

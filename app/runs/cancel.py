@@ -1,0 +1,61 @@
+"""Cancel a run: a queued one at once (its job never runs), a running one cooperatively."""
+
+from __future__ import annotations
+
+import uuid
+
+import procrastinate
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Run, RunStatus
+from app.errors import Conflict, NotFound
+from app.events import names
+from app.events.publish import publish_event
+from app.runs import repository
+
+
+async def cancel_run(
+    sessions: async_sessionmaker[AsyncSession],
+    queue: procrastinate.App,
+    run_id: uuid.UUID,
+    *,
+    owner: str | None,
+) -> Run:
+    """Cancel the run and return it; idempotent, Conflict for a run that already ended.
+
+    A queued run whose job is still `todo` is cancelled in the same transaction as its job.
+    A running run gets `cancel_requested_at`: the training callback sees it within an
+    epoch, the saga undoes its completed steps and the run ends `cancelled`.
+    """
+    async with sessions.begin() as session:
+        run = await repository.get_run_for_update(session, run_id)
+        if run is None or (owner is not None and run.owner != owner):
+            raise NotFound(f"run {run_id} not found")
+        if run.status == RunStatus.CANCELLED:
+            return run
+        if RunStatus(run.status).is_final:
+            raise Conflict(
+                f"run {run_id} already {run.status}; only queued or running runs can be cancelled"
+            )
+        if run.cancel_requested_at is None:
+            run.cancel_requested_at = func.clock_timestamp()
+        if run.status == RunStatus.QUEUED and await _cancel_queued_job(session, queue, run):
+            run.status = RunStatus.CANCELLED.value
+            run.finished_at = func.clock_timestamp()
+            await publish_event(
+                session, run.id, names.RUN_CANCELLED, {"reason": "user"}, dedup_key="run:cancelled"
+            )
+        await session.flush()
+        await session.refresh(run)
+    return run
+
+
+async def _cancel_queued_job(session: AsyncSession, queue: procrastinate.App, run: Run) -> bool:
+    """True when the job was still waiting and is now cancelled (it will never run)."""
+    if run.job_id is None:
+        return True
+    raw = await (await session.connection()).get_raw_connection()
+    return await queue.job_manager.cancel_job_by_id_async(
+        run.job_id, connection=raw.driver_connection
+    )
