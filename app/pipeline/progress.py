@@ -41,11 +41,22 @@ class DatabaseReporter:
         self.sessions = sessions
         self.run_id = run_id
         self.loop = loop
+        self.error: Exception | None = None
 
     def _call(self, coro: Coroutine[Any, Any, None]) -> None:
         # Block the training thread until the write is committed: progress is durable
         # before training goes on, and back-pressure keeps the queue of writes bounded.
-        asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        # A failed write is kept, not raised: the engine would count it as a failed trial.
+        # `should_stop` then stops the search, and the step raises the error so the job
+        # retries and resumes from what was stored.
+        if self.error is not None:
+            coro.close()
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        except Exception as exc:
+            log.warning("storing progress of run %s failed: %s", self.run_id, exc)
+            self.error = exc
 
     def trial_started(self, trial: TrialStart) -> None:
         self._call(self._trial_started(trial))

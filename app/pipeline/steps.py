@@ -25,6 +25,7 @@ from app.runs import repository, trials
 from app.saga import StepContext, StepInterrupted
 
 P = ParamSpec("P")
+ENGINE_LOCK = asyncio.Lock()
 T = TypeVar("T")
 
 
@@ -121,19 +122,27 @@ class RunSteps:
             ]
         reporter = DatabaseReporter(self.sessions, run_uuid, asyncio.get_running_loop())
         watcher = CancelWatcher(self.sessions, run_uuid)
+
+        def should_stop() -> bool:
+            return watcher.should_stop() or reporter.error is not None
+
         watch_task = asyncio.create_task(watcher.watch())
         try:
-            result = await asyncio.to_thread(
-                run_search,
-                nas_spec,
-                artifacts_dir=self.artifacts_dir(run_id),
-                reporter=reporter,
-                should_stop=watcher.should_stop,
-                completed_trials=done,
-                data_cache_dir=self.settings.dataset_cache_dir,
-            )
+            # Keras state is per process (clear_session): one search at a time per worker.
+            async with ENGINE_LOCK:
+                result = await asyncio.to_thread(
+                    run_search,
+                    nas_spec,
+                    artifacts_dir=self.artifacts_dir(run_id),
+                    reporter=reporter,
+                    should_stop=should_stop,
+                    completed_trials=done,
+                    data_cache_dir=self.settings.dataset_cache_dir,
+                )
         finally:
             watch_task.cancel()
+        if reporter.error is not None:
+            raise reporter.error
         summary = result.to_dict()
         # Trials (with their per-epoch history) live in the trials table; keep this small.
         summary.pop("trials", None)
