@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from app.cli_client import register as register_client_commands
 from app.config import Settings, get_settings
 from app.db.session import resolve_database_url
 from app.db.urls import safe_url
@@ -99,6 +100,9 @@ def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, concurrency: Concurren
             worker_proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             worker_proc.kill()
+
+
+register_client_commands(cli)  # submit, runs, events: talk to the API over HTTP
 
 
 def main() -> None:

@@ -1,0 +1,26 @@
+"""A real API process (uvicorn) on the session's test database, shared by a module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import api_server, service_env
+
+
+@dataclass
+class Service:
+    base: str
+    env: dict[str, str]
+    log_dir: Path
+
+
+@pytest.fixture(scope="module")
+def service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    log_dir = tmp_path_factory.mktemp("service")
+    env = service_env(database_url, CEREBROS_ARTIFACTS_DIR=str(log_dir / "artifacts"))
+    with api_server(env, log_dir) as base:
+        yield Service(base, env, log_dir)
