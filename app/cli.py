@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from app.auth.cli import token_cli
 from app.cli_client import register as register_client_commands
 from app.config import Settings, get_settings
 from app.db.session import resolve_database_url
@@ -79,6 +80,16 @@ def worker(
     )
 
 
+def _print_local_token(host: str, port: int) -> None:
+    """`up` is for one person on one machine: give them an admin token for owner "local"."""
+    from app.auth.cli import create_token
+
+    row, token = create_token("local", admin=True)
+    typer.echo(f"API token (admin, owner 'local', id cer_{row.id}; revoke: cerebros token revoke):")
+    typer.echo(f"  {token}")
+    typer.echo(f'  curl -H "Authorization: Bearer {token}" http://{host}:{port}/runs')
+
+
 @cli.command()
 def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, concurrency: ConcurrencyOpt = 1) -> None:
     """All in one: database (embedded if DATABASE_URL is unset), migrations, one worker, API."""
@@ -88,6 +99,8 @@ def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, concurrency: Concurren
     url = _database(get_settings())
     upgrade(url)
     typer.echo(f"database: {safe_url(url)}")
+    if get_settings().auth_enabled:
+        _print_local_token(host, port)
     worker_proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "worker", "--concurrency", str(concurrency)],
         env=os.environ.copy(),
@@ -102,6 +115,7 @@ def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, concurrency: Concurren
             worker_proc.kill()
 
 
+cli.add_typer(token_cli, name="token")  # cerebros token create|list|revoke
 register_client_commands(cli)  # submit, runs, events: talk to the API over HTTP
 
 

@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     engine_enabled: bool = Field(default=True, alias="CEREBROS_ENGINE_ENABLED")
     queue_name: str = "ml"
     max_body_bytes: int = Field(default=64 * 1024, alias="CEREBROS_MAX_BODY_BYTES")
+    auth_enabled: bool = Field(
+        default=True,
+        alias="CEREBROS_AUTH",
+        description="Require a bearer token (`cerebros token create`) on every route but /health*.",
+    )
+    max_queued_runs_per_owner: int = Field(
+        default=100,
+        ge=1,
+        alias="CEREBROS_MAX_QUEUED_RUNS_PER_OWNER",
+        description="Queued + running runs one owner may have; POST /runs beyond it is a 429.",
+    )
     job_max_attempts: int = Field(default=5, alias="CEREBROS_JOB_MAX_ATTEMPTS")
     job_retry_wait_seconds: float = Field(default=2.0, alias="CEREBROS_JOB_RETRY_WAIT_SECONDS")
     stalled_after_seconds: float = Field(default=30.0, alias="CEREBROS_STALLED_AFTER_SECONDS")

@@ -42,6 +42,13 @@ class Unauthorized(CerebrosError):
     title = "Unauthorized"
 
 
+class TooManyRuns(CerebrosError):
+    """An owner already has as many queued + running runs as allowed."""
+
+    status_code = 429
+    title = "Too many runs"
+
+
 class ServiceUnavailable(CerebrosError):
     status_code = 503
     title = "Service unavailable"

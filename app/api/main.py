@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from app.api.deps import get_principal
 from app.api.limits import BodySizeLimit
 from app.api.problems import install_problem_handlers
 from app.api.routes import events, health, models, runs, trials
 from app.api.state import ApiState
+from app.auth.http import UNAUTHORIZED_RESPONSES, install_auth_handlers
 from app.config import Settings, get_settings
 from app.db.session import create_engine, create_session_factory, resolve_database_url
 from app.events.hub import EventHub
@@ -50,9 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_auth_handlers(app)
     app.include_router(health.router)
-    app.include_router(runs.router)
-    app.include_router(trials.router)
-    app.include_router(models.router)
-    app.include_router(events.router)
+    # Everything but /health* (and the docs) needs a token: enforced here, per router, so a
+    # route that forgets the owner dependency is still protected.
+    for router in (runs.router, trials.router, models.router, events.router):
+        app.include_router(
+            router, dependencies=[Depends(get_principal)], responses=UNAUTHORIZED_RESPONSES
+        )
     return app

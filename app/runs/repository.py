@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import FINAL_STATUSES, Run, RunEvent, RunStatus, Trial
@@ -30,6 +30,20 @@ async def get_run_for_update(session: AsyncSession, run_id: uuid.UUID) -> Run | 
 async def find_by_idempotency_key(session: AsyncSession, owner: str, key: str) -> Run | None:
     stmt = select(Run).where(Run.owner == owner, Run.idempotency_key == key)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def lock_owner(session: AsyncSession, owner: str) -> None:
+    """Take the owner's transaction-scoped advisory lock (serializes their submissions)."""
+    key = func.hashtextextended(literal("cerebros.runs.owner:") + owner, 0)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def count_active_runs(session: AsyncSession, owner: str) -> int:
+    """The owner's queued + running runs."""
+    stmt = select(func.count()).where(
+        Run.owner == owner, Run.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value])
+    )
+    return int((await session.execute(stmt)).scalar_one())
 
 
 def encode_cursor(run: Run) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Run, RunStatus
-from app.errors import Conflict
+from app.errors import Conflict, TooManyRuns
 from app.queue.app import RUN_NAS_TASK
 from app.runs import repository
 from app.schemas.runs import RunCreate
@@ -32,11 +32,14 @@ async def submit_run(
     owner: str,
     queue_name: str,
     idempotency_key: str | None = None,
+    max_active_runs: int | None = None,
 ) -> tuple[Run, bool]:
     """Store the run and enqueue its job atomically; return (run, created).
 
     With an Idempotency-Key, a repeat of the same body returns the first run (created=False)
-    and a different body is a Conflict; no second job is ever enqueued.
+    and a different body is a Conflict; no second job is ever enqueued. With
+    `max_active_runs`, an owner who already has that many queued + running runs gets
+    TooManyRuns (a replay is still answered).
     """
     spec = body.model_dump(mode="json", exclude={"run_id"})
     digest = request_hash({**spec, "run_id": str(body.run_id) if body.run_id else None})
@@ -47,7 +50,15 @@ async def submit_run(
             return _replay(existing, digest), False
     try:
         return await _insert_with_job(
-            sessions, queue, spec, body, owner, queue_name, idempotency_key, digest
+            sessions,
+            queue,
+            spec,
+            body,
+            owner,
+            queue_name,
+            idempotency_key,
+            digest,
+            max_active_runs,
         ), True
     except IntegrityError as exc:
         # Lost a race with a concurrent request: same key (replay or conflict) or same run_id.
@@ -77,9 +88,12 @@ async def _insert_with_job(
     queue_name: str,
     idempotency_key: str | None,
     digest: str,
+    max_active_runs: int | None = None,
 ) -> Run:
     run_id = body.run_id or uuid.uuid4()
     async with sessions() as session, session.begin():
+        if max_active_runs is not None:
+            await _check_active_runs(session, owner, max_active_runs)
         run = Run(
             id=run_id,
             owner=owner,
@@ -92,6 +106,19 @@ async def _insert_with_job(
         await session.flush()
         run.job_id = await _defer_in_transaction(session, queue, run_id, queue_name)
     return run
+
+
+async def _check_active_runs(session: AsyncSession, owner: str, limit: int) -> None:
+    # The owner's advisory lock (held to commit) serializes their submissions, so concurrent
+    # requests cannot all see "limit - 1" and all insert.
+    await repository.lock_owner(session, owner)
+    active = await repository.count_active_runs(session, owner)
+    if active >= limit:
+        raise TooManyRuns(
+            f"owner {owner!r} already has {active} queued or running runs; the limit "
+            f"(CEREBROS_MAX_QUEUED_RUNS_PER_OWNER) is {limit}",
+            field="owner",
+        )
 
 
 async def _defer_in_transaction(

@@ -14,7 +14,7 @@ from app.config import Settings
 
 @pytest.fixture(scope="module")
 def client(database_url: str) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url, max_body_bytes=16 * 1024)
+    settings = Settings(database_url=database_url, max_body_bytes=16 * 1024, auth_enabled=False)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 

@@ -24,7 +24,10 @@ def free_port() -> int:
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
     env = os.environ.copy()
-    env.update({"DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1", **extra})
+    # Auth off unless a test turns it on (CEREBROS_AUTH="true"): these tests predate tokens.
+    env.update(
+        {"DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1", "CEREBROS_AUTH": "false", **extra}
+    )
     return env
 
 

@@ -121,7 +121,7 @@ async def stream_all_events(
     """Live events of all runs (e.g. `pattern=cerebros.nas.run.*`), from now or `after`."""
     pattern = checked_pattern(pattern)
     start = resume_point(after, last_event_id)
-    # Owner filtering is one argument away: `owner=owner` once runs have real owners.
+    # Non-admins see only their own runs' events (owner None: an admin sees every run's).
     return sse_response(
-        follow_events(state.hub, state.sessions, owner=None, pattern=pattern, after=start)
+        follow_events(state.hub, state.sessions, owner=owner, pattern=pattern, after=start)
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app.api.deps import OwnerDep, SessionDep, StateDep
+from app.api.deps import OwnerDep, PrincipalDep, SessionDep, StateDep
 from app.db.models import Run, RunStatus
 from app.errors import NotFound
 from app.events.publish import list_events
@@ -32,7 +32,7 @@ def run_out(run: Run) -> RunOut:
     return RunOut.model_validate(run, from_attributes=True)
 
 
-async def load_run(session: SessionDep, run_id: uuid.UUID, owner: str) -> Run:
+async def load_run(session: SessionDep, run_id: uuid.UUID, owner: str | None) -> Run:
     run = await repository.get_run(session, run_id, owner)
     if run is None:
         raise NotFound(f"run {run_id} not found")
@@ -43,13 +43,17 @@ async def load_run(session: SessionDep, run_id: uuid.UUID, owner: str) -> Run:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RunOut,
-    responses={200: {"model": RunOut, "description": "Idempotent replay"}, **PROBLEMS},
+    responses={
+        200: {"model": RunOut, "description": "Idempotent replay"},
+        **PROBLEMS,
+        429: {"model": Problem, "description": "The owner has too many queued or running runs"},
+    },
 )
 async def create_run(
     body: RunCreate,
     response: Response,
     state: StateDep,
-    owner: OwnerDep,
+    principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> RunOut:
     """Store the run and enqueue its job (queue `ml`) in one transaction."""
@@ -57,9 +61,10 @@ async def create_run(
         state.sessions,
         state.queue,
         body,
-        owner=owner,
+        owner=principal.owner,
         queue_name=state.settings.queue_name,
         idempotency_key=idempotency_key,
+        max_active_runs=state.settings.max_queued_runs_per_owner,
     )
     response.headers["Location"] = f"/runs/{run.id}"
     if not created:

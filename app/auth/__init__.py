@@ -1,0 +1,1 @@
+"""Bearer API tokens: creation, revocation and request authentication."""

@@ -1,0 +1,32 @@
+"""HTTP side of authentication: the 401 problem (with `WWW-Authenticate`) and its OpenAPI entry."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.api.problems import problem_response
+from app.errors import Unauthorized
+from app.schemas.problems import Problem
+
+UNAUTHORIZED_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem, "description": "Missing, invalid or revoked bearer token"},
+}
+
+
+def www_authenticate(exc: Unauthorized) -> str:
+    """RFC 6750 challenge: `error="invalid_token"` only when a token was sent."""
+    error = exc.extra.get("error")
+    return f'Bearer realm="cerebros", error="{error}"' if error else 'Bearer realm="cerebros"'
+
+
+async def _on_unauthorized(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Unauthorized)
+    return problem_response(
+        401, exc.title, exc.detail, headers={"WWW-Authenticate": www_authenticate(exc)}
+    )
+
+
+def install_auth_handlers(app: FastAPI) -> None:
+    """401s carry the challenge header (the generic CerebrosError handler has no headers)."""
+    app.add_exception_handler(Unauthorized, _on_unauthorized)
