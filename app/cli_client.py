@@ -26,9 +26,14 @@ UrlOpt = Annotated[
 
 console = Console()
 
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", envvar="CEREBROS_TOKEN", help="Bearer token.", show_default=False),
+]
 
-def _client(url: str) -> CerebrosClient:
-    return CerebrosClient(url)
+
+def _client(url: str, token: str | None) -> CerebrosClient:
+    return CerebrosClient(url, token=token or None)
 
 
 def _fail(exc: ClientError) -> typer.Exit:
@@ -123,6 +128,7 @@ def submit(
     watch: Annotated[bool, typer.Option("--watch", help="Follow the run until it ends.")] = False,
     idempotency_key: Annotated[str | None, typer.Option(help="Idempotency-Key header.")] = None,
     url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """Submit a NAS run (and, with --watch, follow it with progress bars)."""
     try:
@@ -130,7 +136,7 @@ def submit(
     except ValueError as exc:
         console.print(f"[red]error:[/red] {spec_file} is not JSON: {exc}")
         raise typer.Exit(code=2) from exc
-    with _client(url) as client:
+    with _client(url, token) as client:
         try:
             run = client.submit(spec, idempotency_key=idempotency_key)
             console.print(f"run {run.id} {run.status}")
@@ -146,9 +152,10 @@ def runs(
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
     limit: Annotated[int, typer.Option(help="How many runs.")] = 20,
     url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """List runs, newest first."""
-    with _client(url) as client:
+    with _client(url, token) as client:
         try:
             page = client.list(status=status, limit=limit)
         except ClientError as exc:
@@ -175,6 +182,7 @@ def events(
     ] = False,
     pattern: Annotated[str | None, typer.Option(help="Glob, e.g. cerebros.nas.trial.**")] = None,
     url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """Print a run's events (one JSON line each); --follow streams them until the run ends."""
     if pattern:
@@ -183,7 +191,7 @@ def events(
         except ValueError as exc:
             console.print(f"[red]error:[/red] --pattern: {exc}")
             raise typer.Exit(code=2) from exc
-    with _client(url) as client:
+    with _client(url, token) as client:
         try:
             if follow:
                 stream = client.events(run_id, pattern=pattern)

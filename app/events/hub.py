@@ -312,7 +312,7 @@ class _Follower:
 
     async def catch_up(self, page: int = 1000) -> AsyncIterator[EventOut]:
         """Everything committed after `last`, from the database, page by page."""
-        while not self.ended:
+        while True:
             async with self.sessions() as session:
                 rows = await repository.events_after(
                     session, after=self.last, limit=page, run_id=self.run_id, owner=self.owner
@@ -321,8 +321,6 @@ class _Follower:
                 event = EventOut.model_validate(row, from_attributes=True)
                 if self.accept(event):
                     yield event
-                if self.ended:
-                    return
             if len(rows) < page:
                 return
 
@@ -336,13 +334,16 @@ async def follow_events(
     pattern: str | None = None,
     after: int | None = None,
     idle_check_s: float = 10.0,
+    settle_s: float = 0.5,
 ) -> AsyncIterator[EventOut]:
     """Events after `after` (history from the database), then live ones, in id order.
 
     With `run_id`: the whole history when `after` is None, and the iteration ends once the
-    run is over (its terminal event was sent, or its row is final and everything committed
-    was sent). Without: every run's events (optionally one owner's), from now on unless
-    `after` is given; it never ends by itself.
+    run is over: its row is final and everything committed was sent. A run that ends while
+    followed is given `settle_s` of quiet for the pipeline's trailing step events (the run's
+    terminal event is published a step before the row becomes final). Without `run_id`:
+    every run's events (optionally one owner's), from now on unless `after` is given; it
+    never ends by itself.
     """
     # Run streams filter names here (they must see the terminal event whatever the pattern).
     hub_pattern = pattern if run_id is None else None
@@ -351,22 +352,25 @@ async def follow_events(
             async with sessions() as session:
                 after = await repository.last_event_id(session)
         follower = _Follower(sessions, run_id, owner, pattern, after or 0)
+        first = True
         while True:
-            # A final status means every event of the run is committed: read them and stop.
+            # A final row means the run is over: read what is committed, then stop.
             final = await follower.run_is_final()
             async for event in follower.catch_up():
                 yield event
-            if final or follower.ended:
+            if final and first:
                 return
-            item = await _next_live(sub, follower, idle_check_s)
+            first = False
+            wait = settle_s if final or follower.ended else idle_check_s
+            item = await _next_live(sub, follower, wait)
+            if item is None and final:
+                return  # quiet after the end: nothing trails any more
             while isinstance(item, HubEvent):
                 if follower.accept(item.event):
                     yield item.event
-                if follower.ended:
-                    return
-                if item.event.name == RUN_CANCELLED and run_id is not None:
-                    break  # maybe the end of a cancelled run: check the row
-                item = await _next_live(sub, follower, idle_check_s)
+                if run_id is not None and (follower.ended or item.event.name == RUN_CANCELLED):
+                    break  # perhaps the end of the run: check the row
+                item = await _next_live(sub, follower, wait)
 
 
 async def _next_live(

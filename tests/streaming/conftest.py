@@ -21,6 +21,9 @@ class Service:
 @pytest.fixture(scope="module")
 def service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     log_dir = tmp_path_factory.mktemp("service")
-    env = service_env(database_url, CEREBROS_ARTIFACTS_DIR=str(log_dir / "artifacts"))
+    # Authentication is covered by its own tests; here the single local owner is enough.
+    env = service_env(
+        database_url, CEREBROS_ARTIFACTS_DIR=str(log_dir / "artifacts"), CEREBROS_AUTH="false"
+    )
     with api_server(env, log_dir) as base:
         yield Service(base, env, log_dir)
