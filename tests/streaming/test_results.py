@@ -109,7 +109,7 @@ def test_predict_with_right_and_wrong_shapes(service: Service, finished: Finishe
         response = httpx.post(url, json=bad, timeout=30)
         assert response.status_code in (413, 422), response.text
         if response.status_code == 422:
-            assert [e["field"] for e in response.json()["errors"]][0].startswith("rows")
+            assert next(e["field"] for e in response.json()["errors"]).startswith("rows")
 
 
 def test_model_of_a_run_without_one(service: Service, database_url: str) -> None:
