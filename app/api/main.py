@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine=engine,
             sessions=sessions,
             # Not opened: jobs are deferred on the request's own connection.
-            queue=create_queue_app(database_url),
+            queue=create_queue_app(database_url, settings),
             hub=hub,
         )
         await hub.start()

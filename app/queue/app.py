@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import procrastinate
 
+from app.config import Settings, get_settings
 from app.db.urls import libpq_url
-from app.queue.tasks import tasks
+from app.queue.tasks import RUN_NAS_TASK, register_tasks
 
-# The Blueprint registers its tasks under the "cerebros" namespace.
-RUN_NAS_TASK = "cerebros:run_nas"
+__all__ = ["RUN_NAS_TASK", "create_queue_app"]
 
 
-def create_queue_app(database_url: str) -> procrastinate.App:
+def create_queue_app(database_url: str, settings: Settings | None = None) -> procrastinate.App:
     """An App whose connector points at `database_url`, with the service's tasks."""
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(conninfo=libpq_url(database_url)),
     )
-    app.add_tasks_from(tasks, namespace="cerebros")
+    register_tasks(app, settings or get_settings())
     return app

@@ -27,7 +27,7 @@ async def run_worker(
     import app.nas.engine  # noqa: F401
 
     resources = init_worker_resources(database_url, settings)
-    queue_app = create_queue_app(database_url)
+    queue_app = create_queue_app(database_url, settings)
     stalled_after = settings.stalled_after_seconds
     try:
         async with queue_app.open_async():

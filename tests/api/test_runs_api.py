@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api.main import create_app
 from tests.api.conftest import count
 
 
@@ -163,7 +164,8 @@ def test_job_insert_failure_leaves_no_run(client: TestClient, db: psycopg.Connec
     )
     try:
         # A client that reports the 500 instead of re-raising the server's exception.
-        with TestClient(client.app, raise_server_exceptions=False) as raw_client:
+        settings = client.app.state.cerebros.settings  # type: ignore[attr-defined]
+        with TestClient(create_app(settings), raise_server_exceptions=False) as raw_client:
             response = raw_client.post("/runs", json=spec(run_id=run_id))
         assert response.status_code == 500
         assert response.json()["status"] == 500
@@ -171,3 +173,20 @@ def test_job_insert_failure_leaves_no_run(client: TestClient, db: psycopg.Connec
         db.execute("DROP TRIGGER reject_job ON procrastinate_jobs")
     assert count(db, "SELECT count(*) FROM runs WHERE id = %s", run_id) == 0
     assert jobs_for(db, run_id) == 0
+
+
+def test_events_are_listed_after_a_cursor(client: TestClient, db: psycopg.Connection) -> None:
+    run = client.post("/runs", json=spec()).json()
+    for n in range(3):
+        db.execute(
+            "INSERT INTO run_events (run_id, name, payload) VALUES (%s, %s, %s::jsonb)",
+            (run["id"], "cerebros.nas.trial.epoch", f'{{"epoch": {n}}}'),
+        )
+    page = client.get(f"/runs/{run['id']}/events").json()
+    assert [e["payload"]["epoch"] for e in page["items"]] == [0, 1, 2]
+    ids = [e["id"] for e in page["items"]]
+    assert ids == sorted(ids)
+    rest = client.get(f"/runs/{run['id']}/events", params={"after": ids[0]}).json()
+    assert [e["id"] for e in rest["items"]] == ids[1:]
+    assert rest["next_after"] == ids[-1]
+    assert client.get(f"/runs/{uuid.uuid4()}/events").status_code == 404
