@@ -84,10 +84,10 @@ async def bench(base: str, database_url: str, pid: int | None, args: argparse.Na
         await asyncio.sleep(1)
         rss_connected = rss_mib(pid)
         committed: dict[int, float] = {}
-        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-        async with conn:
+        writer = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        async with writer:
             for i in range(args.events):
-                cur = await conn.execute(
+                cur = await writer.execute(
                     "INSERT INTO run_events (run_id, name, payload) VALUES (%s, %s, %s)"
                     " RETURNING id",
                     (run_id, "cerebros.nas.trial.epoch", json.dumps({"epoch": i})),
@@ -96,11 +96,11 @@ async def bench(base: str, database_url: str, pid: int | None, args: argparse.Na
                 assert row is not None
                 committed[int(row[0])] = time.perf_counter()
                 await asyncio.sleep(args.interval)
-            await conn.execute(
+            await writer.execute(
                 "INSERT INTO run_events (run_id, name) VALUES (%s, 'cerebros.nas.run.completed')",
                 (run_id,),
             )
-            await conn.execute("UPDATE runs SET status = 'succeeded' WHERE id = %s", (run_id,))
+            await writer.execute("UPDATE runs SET status = 'succeeded' WHERE id = %s", (run_id,))
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 120)
     rss_end = rss_mib(pid)
     latencies = [
