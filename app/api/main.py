@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from app.api.allow import install_allow_handler
 from app.api.deps import get_principal
 from app.api.limits import BodySizeLimit
+from app.api.openapi import install_problem_openapi
 from app.api.problems import install_problem_handlers
 from app.api.routes import events, health, models, runs, trials
 from app.api.state import ApiState
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_auth_handlers(app)
+    install_allow_handler(app)
     app.include_router(health.router)
     # Everything but /health* (and the docs) needs a token: enforced here, per router, so a
     # route that forgets the owner dependency is still protected.
@@ -60,4 +63,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(
             router, dependencies=[Depends(get_principal)], responses=UNAUTHORIZED_RESPONSES
         )
+    install_problem_openapi(app)
     return app

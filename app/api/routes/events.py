@@ -42,7 +42,9 @@ PatternQuery = Annotated[
 AfterQuery = Annotated[
     int | None, Query(ge=0, le=2**63 - 1, description="Send events with id > after.")
 ]
-LastEventIdHeader = Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)]
+LastEventIdHeader = Annotated[
+    str | None, Header(alias="Last-Event-ID", max_length=20, pattern=r"^[0-9]*$")
+]
 
 
 def checked_pattern(pattern: str | None) -> str | None:
