@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.security.conftest import issue_token, unique_owner
+from tests.security.conftest import auth_client, issue_token, unique_owner
+
+__all__ = ["auth_client"]  # the security tests' app (auth on, queued-run limit 3)
 from tests.support.processes import api_server, service_env
 
 
