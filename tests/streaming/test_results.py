@@ -105,7 +105,12 @@ def test_predict_with_right_and_wrong_shapes(service: Service, finished: Finishe
     assert len(predictions) == 2 and all(p in (0, 1, 2) for p in predictions)
     again = httpx.post(url, json={"rows": rows}, timeout=60)  # cached model, same answer
     assert again.json()["predictions"] == predictions
-    for bad in ({"rows": [[1.0, 2.0]]}, {"rows": []}, {"rows": [[0.0] * 4] * 1001}):
+    bodies: list[dict[str, object]] = [
+        {"rows": [[1.0, 2.0]]},
+        {"rows": []},
+        {"rows": [[0.0] * 4] * 1001},
+    ]
+    for bad in bodies:
         response = httpx.post(url, json=bad, timeout=30)
         assert response.status_code in (413, 422), response.text
         if response.status_code == 422:
