@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from app.db.models import RunStatus
 from app.errors import InvalidJobArguments
+from app.nas.spec import NasSpec
 from app.pipeline.run_lock import run_lock
 from app.queue.retry import TransientError, is_transient
 from app.queue.worker_state import WorkerResources
@@ -45,6 +46,7 @@ async def execute_run_job(
                     raise InvalidJobArguments(f"run {run_id} does not exist")
                 log.info("run %s is already %s; nothing to do", run_id, existing.status)
                 return
+            NasSpec.model_validate(run.spec)  # a stored spec that no longer validates: no retry
             await run_pipeline(resources, run)
     except InvalidJobArguments as exc:
         await _fail(resources, run_id, {"type": "invalid_arguments", "message": exc.detail})

@@ -143,6 +143,11 @@ async def run_pipeline(resources: WorkerResources, run: Run) -> None:
         cancelled = await _record_failure(resources.sessions, run.id, failed)
         if not cancelled:
             raise RunFailed(str(failed)) from failed
+        return
+    # The status turns final only after the saga (and the events its steps publish) ended,
+    # so a stream that sees the run final has every event already committed.
+    async with resources.sessions.begin() as session:
+        await repository.finish_run(session, run.id, RunStatus.SUCCEEDED)
 
 
 async def _record_failure(

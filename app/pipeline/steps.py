@@ -13,7 +13,6 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db.models import RunStatus
 from app.errors import CerebrosError, EngineDisabled
 from app.events import names
 from app.events.publish import publish_event
@@ -209,7 +208,5 @@ class RunSteps:
     @interrupt_on_transient
     async def store_result(self, ctx: StepContext, run_id: str, summary: dict[str, Any]) -> bool:
         async with self.sessions.begin() as session:
-            await repository.finish_run(
-                session, uuid.UUID(run_id), RunStatus.SUCCEEDED, result=summary
-            )
+            await repository.store_result(session, uuid.UUID(run_id), summary)
         return True

@@ -100,25 +100,26 @@ async def set_current_step(session: AsyncSession, run_id: uuid.UUID, step: str |
     await session.execute(update(Run).where(Run.id == run_id).values(current_step=step))
 
 
+async def store_result(session: AsyncSession, run_id: uuid.UUID, result: dict[str, Any]) -> None:
+    await session.execute(update(Run).where(Run.id == run_id).values(result=result))
+
+
 async def finish_run(
     session: AsyncSession,
     run_id: uuid.UUID,
     status: RunStatus,
     *,
-    result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
 ) -> bool:
-    """Set a final status once; a run already final is left as it is (returns False)."""
+    """Set a final status once; a run already final is left as it is (returns False).
+
+    The result, if any, is already stored (`store_result`, the saga's last step).
+    """
     assert status in FINAL_STATUSES
     stmt = (
         update(Run)
         .where(Run.id == run_id, Run.status.not_in([s.value for s in FINAL_STATUSES]))
-        .values(
-            status=status.value,
-            result=result,
-            error=error,
-            finished_at=func.clock_timestamp(),
-        )
+        .values(status=status.value, error=error, finished_at=func.clock_timestamp())
     )
     return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
