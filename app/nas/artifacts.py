@@ -149,21 +149,35 @@ def load_best_model(artifacts_dir: Path | str) -> Any:
     return keras.saving.load_model(path)
 
 
-def predict(artifacts_dir: Path | str, rows: Sequence[Sequence[float]]) -> list[Any]:
-    """Predict raw feature rows with a run's best model.
+def load_preprocessing(artifacts_dir: Path | str) -> dict[str, Any]:
+    """The feature/target standardisation saved with a run's best model."""
+    data: dict[str, Any] = json.loads((Path(artifacts_dir) / PREPROCESSING).read_text())
+    return data
+
+
+def predict_with_model(
+    model: Any, preprocessing: dict[str, Any], rows: Sequence[Sequence[float]]
+) -> list[Any]:
+    """Predict raw feature rows with an already loaded model and its preprocessing.
 
     Returns class indices (classification; in the dataset's sorted label order) or values
     in the original target units (regression).
     """
-    root = Path(artifacts_dir)
-    prep = json.loads((root / PREPROCESSING).read_text())
+    prep = preprocessing
     raw = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
     mean = np.asarray(prep["x_mean"], dtype=np.float32)
     std = np.asarray(prep["x_std"], dtype=np.float32)
     x = ((raw - mean) / std).astype(np.float32)
-    out = np.asarray(load_best_model(root).predict(x, verbose=0))
+    out = np.asarray(model.predict(x, verbose=0))
     if prep["task"] == "regression":
         return (out.reshape(-1) * prep["y_std"] + prep["y_mean"]).tolist()
     if out.shape[-1] == 1:  # binary head: one sigmoid unit
         return (out.reshape(-1) >= 0.5).astype(int).tolist()
     return out.argmax(axis=-1).astype(int).tolist()
+
+
+def predict(artifacts_dir: Path | str, rows: Sequence[Sequence[float]]) -> list[Any]:
+    """Predict raw feature rows with a run's best model (loads it on every call)."""
+    return predict_with_model(
+        load_best_model(artifacts_dir), load_preprocessing(artifacts_dir), rows
+    )

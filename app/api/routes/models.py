@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
@@ -19,7 +17,12 @@ from app.api.routes.runs import PROBLEMS, load_run
 from app.config import Settings
 from app.db.models import Run, RunStatus
 from app.errors import Conflict, InvalidInput, NotFound
-from app.nas.artifacts import BEST_MODEL, PREPROCESSING, load_best_model
+from app.nas.artifacts import (
+    BEST_MODEL,
+    load_best_model,
+    load_preprocessing,
+    predict_with_model,
+)
 from app.schemas.trials import PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/runs", tags=["models"])
@@ -62,22 +65,13 @@ class LoadedModel:
         return len(self.preprocessing["x_mean"])
 
     def predict(self, rows: list[list[float]]) -> list[Any]:
-        """Same transformation as `app.nas.artifacts.predict`, with an already loaded model."""
-        prep = self.preprocessing
-        raw = np.asarray(rows, dtype=np.float32)
-        mean = np.asarray(prep["x_mean"], dtype=np.float32)
-        std = np.asarray(prep["x_std"], dtype=np.float32)
-        out = np.asarray(self.model.predict(((raw - mean) / std).astype(np.float32), verbose=0))
-        if prep["task"] == "regression":
-            return (out.reshape(-1) * prep["y_std"] + prep["y_mean"]).tolist()
-        if out.shape[-1] == 1:
-            return (out.reshape(-1) >= 0.5).astype(int).tolist()
-        return out.argmax(axis=-1).astype(int).tolist()
+        return predict_with_model(self.model, self.preprocessing, rows)
 
 
 def _load(root: Path) -> LoadedModel:
-    prep = json.loads((root / PREPROCESSING).read_text())
-    return LoadedModel(load_best_model(root), prep, (root / BEST_MODEL).stat().st_mtime)
+    return LoadedModel(
+        load_best_model(root), load_preprocessing(root), (root / BEST_MODEL).stat().st_mtime
+    )
 
 
 class ModelCache:
