@@ -206,7 +206,10 @@ class CerebrosClient:
                         event = EventOut.model_validate(json.loads(data))
                         last_id = int(event_id) if event_id else event.id
                         yield event
-            except (httpx.TransportError, httpx.RemoteProtocolError):
+            except (httpx.TransportError, httpx.RemoteProtocolError, ClientError) as exc:
+                # 503: the service is up but its database is not (yet); try again like a drop.
+                if isinstance(exc, ClientError) and exc.status != 503:
+                    raise
                 failures += 1
                 if failures > max_retries:
                     raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.client import CerebrosClient
 from app.db.embedded import start_embedded_postgres
 from app.db.migrate import upgrade
 from tests.acceptance.test_reliability import LONG_SPEC, rows, wait_for
@@ -46,6 +48,15 @@ def test_api_503s_while_database_is_down_and_the_run_completes(
     )
     with api_server(env, tmp_path) as base, worker_process(env, tmp_path):
         run_id = httpx.post(f"{base}/runs", json=LONG_SPEC, timeout=10).json()["id"]
+        # An SSE client follows the run across the outage (it resumes with Last-Event-ID).
+        streamed: list[int] = []
+        follower = threading.Thread(
+            target=lambda: streamed.extend(
+                e.id for e in CerebrosClient(base).events(run_id, read_timeout=30)
+            ),
+            daemon=True,
+        )
+        follower.start()
         wait_for(
             lambda: bool(
                 rows(url, "SELECT 1 FROM trials WHERE run_id = %s AND epochs_run >= 1", run_id)
@@ -69,7 +80,13 @@ def test_api_503s_while_database_is_down_and_the_run_completes(
             what="API recovery",
         )
         final = wait_final(base, run_id, timeout=300)
+        follower.join(timeout=60)
     assert final["status"] == "succeeded", final
+    assert not follower.is_alive()
+    stored = [
+        r[0] for r in rows(url, "SELECT id FROM run_events WHERE run_id = %s ORDER BY id", run_id)
+    ]
+    assert streamed == stored  # nothing missed, nothing twice
     numbers = [
         r[0]
         for r in rows(

@@ -191,3 +191,38 @@ def test_sigterm_lets_the_current_run_finish(database_url: str, tmp_path: Path) 
     assert rows(database_url, "SELECT job_status FROM nas_run_jobs WHERE run_id = %s", run_id) == [
         ("succeeded",)
     ]
+
+
+def test_fault_at_each_step_in_a_real_worker_leaves_the_database_consistent(
+    database_url: str, tmp_path: Path
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    spec = {
+        "dataset_id": "iris",
+        "objective": "val_accuracy",
+        "search_space": {"layers": [1], "neurons": [4, 8]},
+        "budget": {"max_trials": 1},
+        "parameters": {"epochs": 2},
+    }
+    steps = ["publish_start_event", "execute_nas_run", "process_results", "publish_complete_event"]
+    with api_server(service_env(database_url), tmp_path) as base:
+        for step in steps:
+            env = service_env(
+                database_url, CEREBROS_FAULT_STEPS=step, CEREBROS_ARTIFACTS_DIR=str(artifacts)
+            )
+            run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
+            with worker_process(env, tmp_path, name=f"fault-{step}"):
+                final = wait_final(base, run_id, timeout=120)
+            assert final["status"] == "failed", step
+            error = final["error"]
+            assert isinstance(error, dict) and error["step"] == step
+            completed = steps[: steps.index(step)]
+            undone = [u["step"] for u in error["undo"]]
+            assert undone == [*reversed(completed), "ensure_run_id", "check_enabled"], step
+            started = "publish_start_event" in completed
+            assert event_count(database_url, run_id, "cerebros.nas.run.cancelled") == int(started)
+            assert event_count(database_url, run_id, "cerebros.nas.run.failed") == 1
+            assert not (artifacts / run_id).exists()
+            assert rows(
+                database_url, "SELECT job_status FROM nas_run_jobs WHERE run_id = %s", run_id
+            ) == [("failed",)]
