@@ -15,11 +15,12 @@ import keras
 
 BACKEND: str = keras.backend.backend()
 
-#: torch intra-op threads. The service runs on small machines (2 cores); torch's default of
-#: one thread per core plus inter-op threads oversubscribes them while the job queue and API
-#: also need CPU, and small dense nets gain nothing from more threads. Override with
-#: CEREBROS_TORCH_THREADS.
-TORCH_THREADS: int = int(os.environ.get("CEREBROS_TORCH_THREADS", "2"))
+#: torch intra-op threads. One by default: the service runs on small machines (2 cores) shared
+#: with the API, the job queue and Postgres, and these small dense nets gain nothing from
+#: intra-op parallelism. Measured on 2 busy cores (docs/benchmarks.md, "Engine speed"): 2
+#: threads made a 10-trial digits search ~5x slower than 1, because torch's worker threads spin
+#: waiting for a core. Override with CEREBROS_TORCH_THREADS on an idle, larger machine.
+TORCH_THREADS: int = int(os.environ.get("CEREBROS_TORCH_THREADS", "1"))
 
 if BACKEND == "torch":
     import torch
