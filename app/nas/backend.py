@@ -7,6 +7,7 @@ tensorflow, which this project does not install; torch is the installed, support
 
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -28,9 +29,23 @@ if BACKEND == "torch":
     torch.set_num_threads(TORCH_THREADS)
 
 
+_heap_frozen = False
+
+
 def clear_backend_caches() -> None:
-    """Release per-model state held by keras and the backend after a trial."""
+    """Release per-model state held by keras and the backend after a trial.
+
+    ``clear_session(free_memory=True)`` runs a full ``gc.collect()``, which must scan every
+    tracked object: ~380 000 after importing keras and torch, ~0.45 s per trial. After the
+    first such collection whatever is still alive (modules, the dataset) lives on, so it is
+    moved to the permanent generation with ``gc.freeze()`` once per process; later collections
+    scan only what trials created (well under 10 ms).
+    """
+    global _heap_frozen
     keras.backend.clear_session(free_memory=True)
+    if not _heap_frozen:
+        gc.freeze()
+        _heap_frozen = True
     if BACKEND == "jax":  # pragma: no cover - jax not installed in CI
         import jax
 
