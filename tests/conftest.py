@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db.migrate import upgrade
 from app.db.session import create_engine, create_session_factory
-from tests.support.postgres import create_database, drop_database, server_url
+from tests.support.postgres import migrated_database, server_url
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +19,7 @@ def admin_url() -> str:
 @pytest.fixture(scope="session")
 def database_url(admin_url: str) -> Iterator[str]:
     """A database created for this test session, migrated to head, dropped at the end."""
-    url = create_database(admin_url)
-    upgrade(url)
-    yield url
-    drop_database(admin_url, url)
+    yield from migrated_database(admin_url)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.streaming.conftest import Service
+from tests.support.postgres import migrated_database
 from tests.support.processes import api_server, service_env, worker_process
 
 
@@ -18,3 +19,10 @@ def service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     with api_server(env, log_dir) as base, worker_process(env, log_dir):
         yield Service(base, env, log_dir)
+
+
+@pytest.fixture(scope="module")
+def database_url(admin_url: str) -> Iterator[str]:
+    """This module's own database: a real worker takes every queued job it finds, so jobs
+    left queued by other tests' runs must not be in its way."""
+    yield from migrated_database(admin_url, prefix="cerebros_mod")

@@ -1,4 +1,4 @@
-"""A real API process (uvicorn) on the session's test database, shared by a module."""
+"""A real API process (uvicorn) on a database of the module's own, shared by the module."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import migrated_database
 from tests.support.processes import api_server, service_env
 
 
@@ -27,3 +28,10 @@ def service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     with api_server(env, log_dir) as base:
         yield Service(base, env, log_dir)
+
+
+@pytest.fixture(scope="module")
+def database_url(admin_url: str) -> Iterator[str]:
+    """This module's own database: a real worker takes every queued job it finds, so jobs
+    left queued by other tests' runs must not be in its way."""
+    yield from migrated_database(admin_url, prefix="cerebros_mod")

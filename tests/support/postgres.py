@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -45,3 +46,15 @@ def drop_database(admin_url: str, url: str) -> None:
     name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrated_database(admin_url: str, prefix: str = "cerebros_test") -> Iterator[str]:
+    """Create a database, migrate it to head, yield its URL, drop it afterwards."""
+    from app.db.migrate import upgrade
+
+    url = create_database(admin_url, prefix)
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        drop_database(admin_url, url)
