@@ -157,6 +157,7 @@ def drive_trials(
         before = counts.snapshot()
         start = time.perf_counter()
         call(*args)
+        reporter.flush()  # measure the write itself, not just queueing it
         result.ms.setdefault(kind, []).append((time.perf_counter() - start) * 1000)
         after = counts.snapshot()
         result.per_call[kind] = (
@@ -245,7 +246,8 @@ async def one_round(
     reporter = DatabaseReporter(
         sessions, run_id, asyncio.get_running_loop(), durable_epochs=durable_epochs
     )
-    await asyncio.to_thread(drive_trials, reporter, counts, args.trials, args.epochs, result)
+    async with reporter:
+        await asyncio.to_thread(drive_trials, reporter, counts, args.trials, args.epochs, result)
     await time_reads(sessions, run_id, args.read_repeats, result)
     return result
 

@@ -27,11 +27,17 @@ TRIAL_FINISHED_EVENTS = {
 
 
 class DatabaseReporter:
-    """Persists the engine's progress; called from the search thread, runs on the loop.
+    """Persists the engine's progress; called from the search thread, written on the loop.
 
-    Each write and its event share one transaction. Events carry a dedup key per trial and
-    epoch, so a trial trained again after a crash publishes nothing twice.
+    Each write and its event share one transaction. Writes are queued and applied one after
+    another by a single task, so event ids follow the order of the progress they report and
+    training does not wait for each commit's disk flush (it waits only when the queue is
+    full). Use it as an async context manager around the search: leaving it applies every
+    queued write. Events carry a dedup key per trial and epoch, so a trial trained again
+    after a crash publishes nothing twice.
     """
+
+    QUEUE_SIZE = 64
 
     def __init__(
         self,
@@ -46,21 +52,46 @@ class DatabaseReporter:
         self.loop = loop
         self.durable_epochs = durable_epochs
         self.error: Exception | None = None
+        self._queue: asyncio.Queue[Coroutine[Any, Any, None] | None] = asyncio.Queue(
+            self.QUEUE_SIZE
+        )
+        self._writer: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> DatabaseReporter:
+        self._writer = asyncio.create_task(self._write_all())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._queue.put(None)
+        assert self._writer is not None
+        await self._writer
+
+    async def _write_all(self) -> None:
+        while (write := await self._queue.get()) is not None:
+            try:
+                if self.error is None:
+                    await write
+                else:
+                    write.close()
+            except Exception as exc:
+                # Kept, not raised into the engine (it would count as a failed trial):
+                # `should_stop` stops the search and the step raises it, so the job retries
+                # and resumes from what was stored.
+                log.warning("storing progress of run %s failed: %s", self.run_id, exc)
+                self.error = exc
+            finally:
+                self._queue.task_done()
 
     def _call(self, coro: Coroutine[Any, Any, None]) -> None:
-        # Block the training thread until the write is committed: progress is durable
-        # before training goes on, and back-pressure keeps the queue of writes bounded.
-        # A failed write is kept, not raised: the engine would count it as a failed trial.
-        # `should_stop` then stops the search, and the step raises the error so the job
-        # retries and resumes from what was stored.
+        """Queue a write (from the search thread); blocks only while the queue is full."""
         if self.error is not None:
             coro.close()
             return
-        try:
-            asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-        except Exception as exc:
-            log.warning("storing progress of run %s failed: %s", self.run_id, exc)
-            self.error = exc
+        asyncio.run_coroutine_threadsafe(self._queue.put(coro), self.loop).result()
+
+    def flush(self) -> None:
+        """Block the calling thread until every queued write is applied."""
+        asyncio.run_coroutine_threadsafe(self._queue.join(), self.loop).result()
 
     def trial_started(self, trial: TrialStart) -> None:
         self._call(self._trial_started(trial))

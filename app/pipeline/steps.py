@@ -128,7 +128,7 @@ class RunSteps:
         watch_task = asyncio.create_task(watcher.watch())
         try:
             # Keras state is per process (clear_session): one search at a time per worker.
-            async with ENGINE_LOCK:
+            async with ENGINE_LOCK, reporter:
                 result = await asyncio.to_thread(
                     run_search,
                     nas_spec,
