@@ -78,20 +78,23 @@ def run_engine(data: Dataset, trials: int, epochs: int, batch_size: int, seed: i
     return len(result.trials) / (t[0] / 60), result.best.score
 
 
+def sample_mlp(choose: Callable[[str, Any], Any]) -> tuple[list[tuple[int, str]], float]:
+    """Layers (neurons, activation) and learning rate drawn with a tuner's categorical
+    `choose(name, options)`: the same names and choices for KerasTuner and Optuna."""
+    n_layers = choose("layers", SPACE["layers"])
+    layers = [
+        (choose(f"neurons_{i}", SPACE["neurons"]), choose(f"activation_{i}", SPACE["activation"]))
+        for i in range(n_layers)
+    ]
+    return layers, choose("learning_rate", SPACE["learning_rate"])
+
+
 def run_kerastuner(data: Dataset, trials: int, epochs: int, batch_size: int, seed: int) -> Outcome:
     import keras_tuner as kt
 
     class CerebrosLikeHyperModel(kt.HyperModel):
         def build(self, hp: kt.HyperParameters) -> keras.Model:
-            n_layers = hp.Choice("layers", SPACE["layers"])
-            layers = [
-                (
-                    hp.Choice(f"neurons_{i}", SPACE["neurons"]),
-                    hp.Choice(f"activation_{i}", SPACE["activation"]),
-                )
-                for i in range(n_layers)
-            ]
-            lr = hp.Choice("learning_rate", SPACE["learning_rate"])
+            layers, lr = sample_mlp(hp.Choice)
             return build_mlp(data, layers, lr, seed)
 
         def fit(self, hp: kt.HyperParameters, model: keras.Model, *args: Any, **kw: Any) -> Any:
@@ -139,15 +142,7 @@ def run_optuna(data: Dataset, trials: int, epochs: int, batch_size: int, seed: i
                 raise optuna.TrialPruned()
 
     def objective(trial: optuna.Trial) -> float:
-        n_layers = trial.suggest_categorical("layers", SPACE["layers"])
-        layers = [
-            (
-                trial.suggest_categorical(f"neurons_{i}", SPACE["neurons"]),
-                trial.suggest_categorical(f"activation_{i}", SPACE["activation"]),
-            )
-            for i in range(n_layers)
-        ]
-        lr = trial.suggest_categorical("learning_rate", SPACE["learning_rate"])
+        layers, lr = sample_mlp(trial.suggest_categorical)
         model = build_mlp(data, layers, lr, seed)
         try:
             history = model.fit(
