@@ -49,11 +49,6 @@ class TooManyRuns(CerebrosError):
     title = "Too many runs"
 
 
-class ServiceUnavailable(CerebrosError):
-    status_code = 503
-    title = "Service unavailable"
-
-
 class InvalidJobArguments(CerebrosError):
     """A queue job whose arguments cannot be run: failing it again would not help."""
 
