@@ -1,8 +1,10 @@
 """Validated description of one NAS run (pydantic v2, no keras/torch imports).
 
 The HTTP API imports this module to validate requests, so it must stay light: only pydantic
-and the standard library. Everything is `extra="forbid"` so a typo in a field name is a 422
-naming that field rather than a silently ignored option.
+and the standard library. Every model is `extra="forbid"` so a typo in a field name is a 422
+naming that field rather than a silently ignored option, and strict: `"1"`, `true` or `2.0`
+for an integer is a wrong type, not a guess at what the client meant. An integer is still a
+fine float, and NaN or infinity is never a number here (Postgres' jsonb cannot store them).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ __all__ = [
     "DATASET_TASKS",
     "FINAL_ACTIVATIONS",
     "OBJECTIVES",
+    "STRICT",
     "Budget",
     "DatasetOptions",
     "NasParameters",
@@ -68,13 +71,23 @@ _OBJECTIVE_PATTERN = re.compile(r"^(val_)?[a-z][a-z0-9_]*$")
 # Metrics where larger is better; everything else (losses, errors) is minimised.
 _MAXIMISED = frozenset({"accuracy"})
 
+#: The configuration of every model here (and of the API's request bodies).
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
 MAX_LEVELS = 8
 MAX_UNITS_PER_LEVEL = 8
 MAX_NEURONS = 1024
+#: Longest `layers` or `neurons` list of the simple form (as neurons_per_unit_choices).
+_MAX_SIMPLE_LIST = 64
 
 
 def _field_error(
-    model: str, field: str | tuple[str, ...], value: Any, kind: str, template: str, **context: Any
+    model: str,
+    field: str | tuple[str | int, ...],
+    value: Any,
+    kind: str,
+    template: str,
+    **context: Any,
 ) -> ValidationError:
     """A ValidationError located at `field`, for cross-field checks in model validators.
 
@@ -91,6 +104,40 @@ def _field_error(
             )
         ],
     )
+
+
+def _check_int_list(field: str, value: Any, bounds: tuple[int, int] | None = None) -> None:
+    """The simple form's lists, as strictly as the canonical fields they stand for.
+
+    They are renamed before field validation, so they are checked here, where an error can
+    still name the field the client sent (``search_space.layers.1``).
+    """
+    model = SearchSpace.__name__
+    if not isinstance(value, list) or not 1 <= len(value) <= _MAX_SIMPLE_LIST:
+        raise _field_error(
+            model,
+            field,
+            value,
+            "list_type",
+            "{name} must be a list of 1 to {most} integers",
+            name=field,
+            most=_MAX_SIMPLE_LIST,
+        )
+    for index, item in enumerate(value):
+        if type(item) is not int:  # bool is an int subclass, and is not a count
+            raise _field_error(
+                model, (field, index), item, "int_type", "Input should be a valid integer"
+            )
+        if bounds is not None and not bounds[0] <= item <= bounds[1]:
+            raise _field_error(
+                model,
+                (field, index),
+                item,
+                "int_range",
+                "Input should be between {low} and {high}",
+                low=bounds[0],
+                high=bounds[1],
+            )
 
 
 def objective_direction(objective: str) -> Literal["max", "min"]:
@@ -123,7 +170,7 @@ class SearchSpace(BaseModel):
     fixed to 1 unless given, which reproduces a plain MLP search.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     minimum_levels: int = Field(default=2, ge=1, le=MAX_LEVELS)
     maximum_levels: int = Field(default=4, ge=1, le=MAX_LEVELS)
@@ -157,12 +204,7 @@ class SearchSpace(BaseModel):
         if layers is not None:
             if "minimum_levels" in out or "maximum_levels" in out:
                 raise ValueError("give either 'layers' or minimum_levels/maximum_levels")
-            if not isinstance(layers, list) or not layers:
-                raise ValueError("'layers' must be a non-empty list of hidden-layer counts")
-            if not all(isinstance(n, int) and not isinstance(n, bool) for n in layers):
-                raise ValueError("'layers' must contain integers")
-            if min(layers) < 0:
-                raise ValueError("'layers' must be >= 0")
+            _check_int_list("layers", layers, (0, MAX_LEVELS - 1))
             out["minimum_levels"] = min(layers) + 1
             out["maximum_levels"] = max(layers) + 1
             out.setdefault("minimum_units_per_level", 1)
@@ -170,8 +212,8 @@ class SearchSpace(BaseModel):
         if neurons is not None:
             if "neurons_per_unit_choices" in out:
                 raise ValueError("give either 'neurons' or neurons_per_unit_choices")
-            if not isinstance(neurons, list) or not neurons:
-                raise ValueError("'neurons' must be a non-empty list of integers")
+            # Its bounds are neurons_per_unit_choices' own (and its errors name that field).
+            _check_int_list("neurons", neurons)
             out["neurons_per_unit_choices"] = neurons
         return out
 
@@ -239,7 +281,7 @@ class SearchSpace(BaseModel):
 class Budget(BaseModel):
     """Limits on the whole search."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     max_trials: int = Field(default=10, ge=1, le=500)
     max_epochs: int | None = Field(default=None, ge=1, le=500, description="cap per trial")
@@ -249,7 +291,7 @@ class Budget(BaseModel):
 class NasParameters(BaseModel):
     """How the search trains candidates."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     strategy: Literal["random", "successive_halving"] = "random"
     epochs: int = Field(default=10, ge=1, le=500)
@@ -272,7 +314,7 @@ class DatasetOptions(BaseModel):
     mnist on a CPU). ``seed`` seeds the synthetic generator and the subsampling.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     n_samples: int = Field(default=1000, ge=20, le=100_000)
     n_features: int = Field(default=20, ge=1, le=1_000)
@@ -285,7 +327,7 @@ class DatasetOptions(BaseModel):
 class NasSpec(BaseModel):
     """Everything one NAS run needs. The service wraps it (adding ``run_id``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     dataset_id: str
     dataset_options: DatasetOptions = Field(default_factory=DatasetOptions)

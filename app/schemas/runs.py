@@ -15,8 +15,9 @@ from app.nas.spec import NasSpec
 class RunCreate(NasSpec):
     """A NAS run request: the NAS spec plus an optional client-chosen run id."""
 
+    # Lax for this one field only: strict would want a uuid.UUID object, and JSON has strings.
     run_id: uuid.UUID | None = Field(
-        default=None, description="Client-chosen id; generated (UUID4) when absent."
+        default=None, strict=False, description="Client-chosen id; generated (UUID4) when absent."
     )
 
 

@@ -1,0 +1,97 @@
+"""The input contract (README "Limits"): every rejected request is a problem naming the field
+and stores nothing. Through the real app (ASGI), which can send what a real server would not."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from tests.api.conftest import count
+from tests.api.test_runs_api import spec
+from tests.security.conftest import auth_client
+
+__all__ = ["auth_client"]  # auth on: two owners for the run_id collision
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture
+def nothing_stored(db: psycopg.Connection) -> Iterator[None]:
+    before = stored(db)
+    yield
+    assert stored(db) == before, "a rejected request stored something"
+
+
+def stored(db: psycopg.Connection) -> tuple[int, int]:
+    return count(db, "SELECT count(*) FROM runs"), count(
+        db, "SELECT count(*) FROM procrastinate_jobs"
+    )
+
+
+def assert_problem(response: Response, status: int, field: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    fields = [e["field"] for e in problem["errors"]]
+    assert field in fields, fields
+    return problem
+
+
+# Wrong types are 422: no string-to-number, bool-to-number or float-to-int coercion.
+COERCIONS: list[tuple[dict[str, Any], str]] = [
+    (spec(budget={"max_trials": "2"}), "budget.max_trials"),
+    (spec(budget={"max_trials": True}), "budget.max_trials"),
+    (spec(budget={"max_trials": 2.0}), "budget.max_trials"),
+    (spec(budget={"max_trials": 2, "max_seconds": True}), "budget.max_seconds"),
+    (spec(budget={"max_trials": 2, "max_seconds": "60"}), "budget.max_seconds"),
+    (spec(parameters={"epochs": "1"}), "parameters.epochs"),
+    (spec(parameters={"epochs": True}), "parameters.epochs"),
+    (spec(parameters={"seed": 1.0}), "parameters.seed"),
+    (spec(parameters={"validation_split": "0.2"}), "parameters.validation_split"),
+    (spec(dataset_options={"n_samples": "100"}), "dataset_options.n_samples"),
+    (spec(dataset_options={"noise": False}), "dataset_options.noise"),
+    (spec(search_space={"minimum_levels": "1"}), "search_space.minimum_levels"),
+    (spec(search_space={"p_lateral_connection": True}), "search_space.p_lateral_connection"),
+    (spec(search_space={"learning_rate": [True]}), "search_space.learning_rate.0"),
+    (spec(search_space={"learning_rate": ["0.01"]}), "search_space.learning_rate.0"),
+    (spec(search_space={"activation": [1]}), "search_space.activation.0"),
+    (spec(search_space={"layers": [1], "neurons": ["4"]}), "search_space.neurons.0"),
+    (spec(search_space={"layers": [1], "neurons": [4, True]}), "search_space.neurons.1"),
+    (spec(search_space={"layers": [1], "neurons": [4.0]}), "search_space.neurons.0"),
+    (spec(search_space={"layers": ["1"], "neurons": [4]}), "search_space.layers.0"),
+    (spec(search_space={"layers": [1, True], "neurons": [4]}), "search_space.layers.1"),
+    (spec(search_space={"layers": [1.0], "neurons": [4]}), "search_space.layers.0"),
+    (
+        spec(search_space={"layers": [1], "neurons": [4], "learning_rate": ["1"]}),
+        "search_space.learning_rate.0",
+    ),
+    (spec(dataset_id=["iris"]), "dataset_id"),
+    (spec(run_id=12), "run_id"),
+]
+
+
+@pytest.mark.usefixtures("nothing_stored")
+@pytest.mark.parametrize(("body", "field"), COERCIONS, ids=[f for _, f in COERCIONS])
+def test_wrong_types_are_422_not_coerced(
+    client: TestClient, body: dict[str, Any], field: str
+) -> None:
+    assert_problem(client.post("/runs", json=body), 422, field)
+
+
+def test_json_numbers_still_fit_their_fields(client: TestClient) -> None:
+    """Strict, not pedantic: an integer is a fine float, 0.001 a fine learning rate."""
+    body = spec(
+        search_space={"layers": [1], "neurons": [4], "learning_rate": [0.001, 1]},
+        budget={"max_trials": 2, "max_seconds": 60},
+        run_id=str(uuid.uuid4()),
+    )
+    response = client.post("/runs", json=body)
+    assert response.status_code == 202, response.text
+    assert response.json()["spec"]["search_space"]["learning_rate"] == [0.001, 1.0]
