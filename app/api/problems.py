@@ -45,11 +45,13 @@ def validation_errors(errors: list[dict[str, Any]]) -> list[FieldError]:
     out = []
     for err in errors:
         loc = tuple(err.get("loc", ()))
+        message = str(err.get("msg"))
         if err.get("type") == "json_invalid":
             loc = ("body",)
-        out.append(
-            FieldError(field=_field_name(loc), message=str(err.get("msg")), type=err.get("type"))
-        )
+            # FastAPI's msg is only "JSON decode error"; the reason is in ctx.
+            reason = (err.get("ctx") or {}).get("error")
+            message = f"{message}: {reason}" if reason else message
+        out.append(FieldError(field=_field_name(loc), message=message, type=err.get("type")))
     return out
 
 

@@ -95,3 +95,29 @@ def test_json_numbers_still_fit_their_fields(client: TestClient) -> None:
     response = client.post("/runs", json=body)
     assert response.status_code == 202, response.text
     assert response.json()["spec"]["search_space"]["learning_rate"] == [0.001, 1.0]
+
+
+MALFORMED_JSON: list[bytes] = [
+    b'{"dataset_id": "iris", "budget": {"max_trials": ' + b"9" * 5000 + b"}}",
+    b"[" * 8000 + b"]" * 8000,  # as deep as fits in the test app's 16 KiB
+    b'{"a":' * 2000 + b"1" + b"}" * 2000,
+    b'{"dataset_id": "ir\xffis"}',
+    b'{"dataset_id": "\xed\xa0\x80"}',  # a UTF-8-encoded surrogate
+    b'{"dataset_id": "iris",}',
+]
+
+
+@pytest.mark.usefixtures("nothing_stored")
+@pytest.mark.parametrize("content", MALFORMED_JSON, ids=range(len(MALFORMED_JSON)))
+def test_malformed_json_is_422_naming_body(client: TestClient, content: bytes) -> None:
+    assert_problem(client.post("/runs", content=content, headers=JSON), 422, "body")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(MALFORMED_JSON[0], "digits"), (MALFORMED_JSON[1], "nested"), (MALFORMED_JSON[3], "UTF-8")],
+    ids=["digits", "depth", "utf8"],
+)
+def test_malformed_json_says_why(client: TestClient, content: bytes, reason: str) -> None:
+    problem = assert_problem(client.post("/runs", content=content, headers=JSON), 422, "body")
+    assert reason in problem["errors"][0]["message"], problem

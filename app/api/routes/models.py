@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from app.api.deps import OwnerDep, SessionDep, StateDep
+from app.api.json_body import JsonBodyRoute
 from app.api.routes.runs import PROBLEMS, load_run
 from app.config import Settings
 from app.db.models import Run, RunStatus
@@ -25,7 +26,7 @@ from app.nas.artifacts import (
 )
 from app.schemas.trials import PredictRequest, PredictResponse
 
-router = APIRouter(prefix="/runs", tags=["models"])
+router = APIRouter(prefix="/runs", tags=["models"], route_class=JsonBodyRoute)
 
 MODEL_MEDIA_TYPE = "application/octet-stream"
 CACHED_MODELS = 4

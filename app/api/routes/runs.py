@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app.api.deps import OwnerDep, PrincipalDep, SessionDep, StateDep
+from app.api.json_body import JsonBodyRoute
 from app.db.models import Run, RunStatus
 from app.errors import NotFound
 from app.events.publish import list_events
@@ -17,7 +18,7 @@ from app.runs.submit import submit_run
 from app.schemas.problems import Problem
 from app.schemas.runs import EventOut, EventPage, RunCreate, RunOut, RunPage
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = APIRouter(prefix="/runs", tags=["runs"], route_class=JsonBodyRoute)
 
 PROBLEMS: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "description": "No such run"},
