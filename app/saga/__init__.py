@@ -15,14 +15,18 @@ from app.saga.errors import (
     SagaFailed,
     StepCancelled,
     StepInterrupted,
+    StepRejected,
+    UndoIncomplete,
     UndoOutcome,
     UnserializableResult,
 )
+from app.saga.faults import FaultPlan
 from app.saga.listener import SagaListener
 from app.saga.runner import SagaRunner, run_saga_sync
 from app.saga.steps import sub_saga_step
 
 __all__ = [
+    "FaultPlan",
     "Halt",
     "InjectedFault",
     "Input",
@@ -39,6 +43,8 @@ __all__ = [
     "StepCancelled",
     "StepContext",
     "StepInterrupted",
+    "StepRejected",
+    "UndoIncomplete",
     "UndoOutcome",
     "UnserializableResult",
     "run_saga_sync",

@@ -46,6 +46,9 @@ class Step:
     - `undo(ctx, result, **inputs)`: a later step failed; roll back this completed step.
       It gets the stored result, so it also works in a later process after a crash.
     - `after`: names of steps that must complete first without passing their result.
+    - `pivot`: the saga's commit point. Once its effect may be committed the saga can no
+      longer be undone, so any failure of a pivot step (but `StepRejected`) interrupts the
+      saga instead of failing it: the step reruns on resume and must be idempotent.
     - `expand(result) -> [Step, ...]`: dynamic steps. Called with the step's stored result
       when it succeeds *and again on every resume*, so it must be a pure function of the
       result; the steps it returns join the running saga.
@@ -59,6 +62,7 @@ class Step:
     max_retries: int = 0
     after: Sequence[str] = ()
     expand: ExpandFn | None = None
+    pivot: bool = False
 
     @property
     def dependencies(self) -> set[str]:

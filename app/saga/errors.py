@@ -41,11 +41,13 @@ class SagaDefinitionError(SagaError, ValueError):
 
 
 class InjectedFault(SagaError):
-    """Raised at the start of a step named in the runner's `fault_steps`."""
+    """Raised where the runner's fault plan says (see `app.saga.faults`)."""
 
-    def __init__(self, step: str) -> None:
-        super().__init__(f"fault injected into step {step!r}")
+    def __init__(self, step: str, point: str = "before") -> None:
+        where = "" if point == "before" else f" ({point})"
+        super().__init__(f"fault injected into step {step!r}{where}")
         self.step = step
+        self.point = point
 
 
 class StepCancelled(SagaError):
@@ -57,6 +59,19 @@ class StepInterrupted(SagaError):
 
     Use it for transient trouble (a dependency is down): the runner leaves the saga
     'running' and re-raises, so the caller's queue retries the job later.
+    """
+
+
+class UndoIncomplete(StepInterrupted):
+    """Some undo failed and this is not the caller's last attempt: the saga stays failing
+    (its failure stored) and the next run retries the undos that did not succeed."""
+
+
+class StepRejected(SagaError):
+    """Raise from a pivot step to say its effect was not applied and never will be.
+
+    A pivot's other failures are interruptions (its effect may be committed); this one fails
+    the saga and undoes the completed steps, like the failure of an ordinary step.
     """
 
 

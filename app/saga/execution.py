@@ -21,6 +21,8 @@ from app.saga.errors import (
     SagaFailed,
     StepCancelled,
     StepInterrupted,
+    StepRejected,
+    UndoIncomplete,
     UndoOutcome,
     UnserializableResult,
     describe,
@@ -149,6 +151,8 @@ class Execution:
 
     async def _start(self, name: str, delay_s: float = 0.0) -> None:
         rec = self.records[name]
+        if rec.attempts == 0 and self.runner.faults.has(name, "internal"):
+            raise InjectedFault(name, "internal")  # from the engine itself, outside any step
         rec.attempts += 1
         rec.state = "running"
         await self.store.step_running(self.saga_id, name, rec.attempts)
@@ -162,9 +166,15 @@ class Execution:
     async def _invoke(self, step: Step, ctx: StepContext, delay_s: float) -> Any:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
-        if step.name in self.runner.fault_steps:
+        faults, first = self.runner.faults, ctx.attempt == 1
+        if faults.has(step.name, "transient"):
+            raise StepInterrupted(f"transient fault injected into step {step.name!r}")
+        if first and faults.has(step.name, "before"):
             raise InjectedFault(step.name)
-        return await step.run(ctx, **self._arguments(step))
+        value = await step.run(ctx, **self._arguments(step))
+        if first and faults.has(step.name, "after"):
+            raise InjectedFault(step.name, "after")
+        return value
 
     async def _settle(self, task: asyncio.Task[Any]) -> None:
         name = self.running.pop(task)
@@ -185,6 +195,9 @@ class Execution:
             await self._step_halted(name, error)
         elif isinstance(error, StepInterrupted) or not isinstance(error, Exception):
             raise error  # a crash (BaseException) or a request to stop and resume later
+        elif self.steps[name].pivot and not isinstance(error, StepRejected):
+            # Its effect may be committed: never undo past a pivot; rerun it on resume.
+            raise StepInterrupted(f"pivot step {name!r} failed; it reruns on resume") from error
         else:
             await self._step_failed(name, error)
 
@@ -269,6 +282,10 @@ class Execution:
         completed = [n for n, r in self.records.items() if r.seq is not None]
         completed.sort(key=lambda n: self.records[n].seq or 0, reverse=True)
         outcomes = [await self._undo(name) for name in completed]
+        failed = [o.step for o in outcomes if o.status == "undo_failed"]
+        if failed and not self.runner.final_attempt:
+            # The failure is stored (saga_failing): the next run comes back here and retries.
+            raise UndoIncomplete(f"saga {self.saga_id!r}: undo failed for {failed}; will retry")
         error = {**self.failure, "undo": [o.to_dict() for o in outcomes]}
         await self.store.saga_finished(self.saga_id, "failed", error)
         await self.notify("saga_finished", self.saga_id, "failed", error)
@@ -278,11 +295,12 @@ class Execution:
         rec, step = self.records[name], self.steps.get(name)
         if rec.state == "undone":  # already done by an earlier, interrupted run
             return UndoOutcome(name, "undone")
-        if rec.state == "undo_failed":
-            return UndoOutcome(name, "undo_failed", rec.error)
+        # 'undo_failed' from an earlier run is tried again: the cause may be gone.
         if step is None or step.undo is None:
             return UndoOutcome(name, "no_undo")
         try:
+            if rec.state != "undo_failed" and self.runner.faults.has(name, "undo"):
+                raise InjectedFault(name, "undo")
             await step.undo(self.context(name), rec.result, **self._arguments(step))
         except Exception as exc:
             rec.state, rec.error = "undo_failed", describe(exc)

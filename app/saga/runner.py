@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,6 +12,7 @@ from app.saga.context import SagaOutcome
 from app.saga.definition import Saga
 from app.saga.errors import SagaDefinitionError, SagaFailed, UndoOutcome
 from app.saga.execution import Execution, json_roundtrip
+from app.saga.faults import FaultPlan
 from app.saga.listener import SafeListener, SagaListener
 from app.saga.store import SagaRecord, SagaStore
 
@@ -19,10 +20,13 @@ from app.saga.store import SagaRecord, SagaStore
 class SagaRunner:
     """Runs sagas durably against the `sagas`/`saga_steps` tables.
 
-    `listener` receives observer hooks (its errors are ignored). `fault_steps` names steps
-    that fail at their start with `InjectedFault` (the caller gates this by configuration);
-    it applies to sub-sagas too. One saga id must not be run by two runners at once (the
-    job queue guarantees one job per run).
+    `listener` receives observer hooks (its errors are ignored). `fault_steps` names the
+    faults to inject (`step` or `step:point`, see `app.saga.faults`; the caller gates this by
+    configuration); they apply to sub-sagas too. `final_attempt=False` says the caller will
+    run the saga again later (a queue job with attempts left): an undo that fails then leaves
+    the saga failing and raises `UndoIncomplete`, so the next run retries it; on the final
+    attempt undo failures are recorded and the saga fails for good. One saga id must not be
+    run by two runners at once (the run lock guarantees it).
     """
 
     def __init__(
@@ -30,11 +34,13 @@ class SagaRunner:
         session_factory: async_sessionmaker[AsyncSession],
         *,
         listener: SagaListener | None = None,
-        fault_steps: frozenset[str] = frozenset(),
+        fault_steps: Iterable[str] = (),
+        final_attempt: bool = True,
     ) -> None:
         self.store = SagaStore(session_factory)
         self.listener = SafeListener(listener)
-        self.fault_steps = fault_steps
+        self.faults = FaultPlan.parse(fault_steps)
+        self.final_attempt = final_attempt
 
     async def run(
         self,
@@ -64,12 +70,20 @@ class SagaRunner:
             raise SagaDefinitionError(f"saga {saga_id!r}: missing inputs {missing}")
         return await Execution(self, saga, record).run()
 
-    async def cancel(self, saga: Saga, *, saga_id: str, reason: str) -> tuple[UndoOutcome, ...]:
+    async def cancel(
+        self,
+        saga: Saga,
+        *,
+        saga_id: str,
+        reason: str,
+        failure: Mapping[str, Any] | None = None,
+    ) -> tuple[UndoOutcome, ...]:
         """Fail a stored saga that is not executing now (halted, succeeded, interrupted).
 
-        Undoes its completed steps newest first and stores it as failed with error type
-        'SagaCancelled'; returns the undo outcomes (those stored, if it had failed already).
-        Unknown ids return an empty tuple.
+        Undoes its completed steps newest first and stores it as failed with `failure`
+        (default: error type 'SagaCancelled' with `reason`); a saga already failing keeps
+        its first failure. Returns the undo outcomes (those stored, if it had failed
+        already). Unknown ids return an empty tuple. Raises `UndoIncomplete` as `run` does.
         """
         record = await self.store.load(saga_id)
         if record is None:
@@ -79,7 +93,11 @@ class SagaRunner:
             return SagaFailed.from_dict(saga_id, record.error or {}).undo
         execution = Execution(self, saga, record)
         if execution.failure is None:
-            execution.failure = {"step": None, "type": "SagaCancelled", "message": reason}
+            execution.failure = dict(failure or {}) or {
+                "step": None,
+                "type": "SagaCancelled",
+                "message": reason,
+            }
             await self.store.saga_failing(saga_id, execution.failure)
         await execution.prepare()
         return (await execution.fail_saga()).undo
@@ -121,7 +139,7 @@ def run_saga_sync(
     saga_id: str,
     inputs: Mapping[str, Any] | None = None,
     listener: SagaListener | None = None,
-    fault_steps: frozenset[str] = frozenset(),
+    fault_steps: Iterable[str] = (),
 ) -> SagaOutcome:
     """Run a saga to its end in a fresh event loop (for the CLI and synchronous tests)."""
     from app.db.session import create_engine, create_session_factory
