@@ -41,6 +41,12 @@ async def publish_event(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def is_published(session: AsyncSession, run_id: uuid.UUID, dedup_key: str) -> bool:
+    """True when the run's event with `dedup_key` exists (was published and committed)."""
+    stmt = select(RunEvent.id).where(RunEvent.run_id == run_id, RunEvent.dedup_key == dedup_key)
+    return (await session.execute(stmt.limit(1))).first() is not None
+
+
 async def list_events(
     session: AsyncSession,
     run_id: uuid.UUID,

@@ -1,7 +1,9 @@
 """What a queue job does with a run: load it, run the pipeline, record the outcome.
 
-Error mapping: infrastructure errors become `TransientError` (the queue retries and the
-saga resumes); everything else fails the run for good, with the reason stored on it.
+Error mapping: infrastructure errors and interruptions become `TransientError` (the queue
+retries and the saga resumes); everything else ends the run for good, with the reason
+stored on it. Whatever the path, a run that fails has every completed step undone first,
+and the job returns normally only once its run is final.
 """
 
 from __future__ import annotations
@@ -15,69 +17,85 @@ from pydantic import ValidationError
 from app.db.models import RunStatus
 from app.errors import InvalidJobArguments
 from app.nas.spec import NasSpec
+from app.pipeline.errors import RunFailed
 from app.pipeline.run_lock import run_lock
+from app.pipeline.run_saga import abort_run, run_pipeline, saga_unfinished
 from app.queue.retry import TransientError, is_transient
 from app.queue.worker_state import WorkerResources
 from app.runs import repository
+from app.saga import StepInterrupted
 
 log = logging.getLogger(__name__)
 
-
-class RunFailed(Exception):
-    """The run ended failed (its reason is stored on the run); the job must not retry."""
+__all__ = ["RunFailed", "execute_run_job"]
 
 
 async def execute_run_job(
     resources: WorkerResources, run_id: uuid.UUID, *, final_attempt: bool = False
 ) -> None:
-    from app.pipeline.run_saga import run_pipeline
+    """Execute (or resume) the run; return only when it is final.
 
-    try:
-        async with run_lock(resources.engine, run_id) as acquired:
-            if not acquired:
-                log.warning("run %s is being executed by another worker; skipping", run_id)
-                return
-            async with resources.sessions.begin() as session:
-                run = await repository.mark_running(session, run_id)
-                if run is None:
-                    existing = await repository.get_run(session, run_id)
-            if run is None:
-                if existing is None:
-                    raise InvalidJobArguments(f"run {run_id} does not exist")
-                log.info("run %s is already %s; nothing to do", run_id, existing.status)
-                return
-            NasSpec.model_validate(run.spec)  # a stored spec that no longer validates: no retry
-            await run_pipeline(resources, run)
-    except InvalidJobArguments as exc:
-        await _fail(resources, run_id, {"type": "invalid_arguments", "message": exc.detail})
-        raise RunFailed(exc.detail) from exc
-    except ValidationError as exc:
-        message = f"invalid run spec: {exc.errors(include_url=False)}"
-        await _fail(resources, run_id, {"type": "invalid_arguments", "message": message})
-        raise RunFailed(message) from exc
-    except RunFailed:
-        raise
-    except Exception as exc:
-        if is_transient(exc):
-            if final_attempt:
-                await _fail(resources, run_id, _error("transient_exhausted", exc), quiet=True)
-            raise TransientError(f"run {run_id}: {exc}") from exc
-        log.exception("run %s failed unexpectedly", run_id)
-        await _fail(resources, run_id, _error("internal", exc))
-        raise RunFailed(str(exc)) from exc
+    Raises `RunFailed` when the run ended failed and `TransientError` when the job should
+    be retried (the saga resumes where it stopped).
+    """
+    async with run_lock(resources.engine, run_id):
+        async with resources.sessions.begin() as session:
+            run = await repository.claim_run(session, run_id)
+        if run is None:
+            raise RunFailed(f"run {run_id} does not exist")
+        if RunStatus(run.status).is_final and not await saga_unfinished(resources, run_id):
+            log.info("run %s is already %s; nothing to do", run_id, run.status)
+            return
+        try:
+            try:
+                NasSpec.model_validate(run.spec)
+            except ValidationError as exc:
+                message = f"invalid run spec: {exc.errors(include_url=False)}"
+                raise InvalidJobArguments(message) from exc
+            await run_pipeline(resources, run, final_attempt=final_attempt)
+        except RunFailed:
+            raise
+        except InvalidJobArguments as exc:
+            await _abort(resources, run_id, _error("invalid_arguments", exc), final_attempt)
+        except Exception as exc:
+            if _retryable(exc):
+                if not final_attempt:
+                    raise TransientError(f"run {run_id}: {exc}") from exc
+                log.warning("run %s: last attempt interrupted (%s); failing it", run_id, exc)
+                await _abort(resources, run_id, _error("transient_exhausted", exc), True)
+            else:
+                log.exception("run %s failed unexpectedly", run_id)
+                await _abort(resources, run_id, _error("internal", exc), final_attempt)
+    await _check_final(resources, run_id)
+
+
+def _retryable(exc: BaseException) -> bool:
+    # StepInterrupted covers the saga's own interruptions (a pivot to rerun, an undo to retry).
+    return isinstance(exc, StepInterrupted) or is_transient(exc)
 
 
 def _error(kind: str, exc: BaseException) -> dict[str, Any]:
-    return {"type": kind, "error": type(exc).__name__, "message": str(exc)[:2000]}
+    message = exc.detail if isinstance(exc, InvalidJobArguments) else str(exc)
+    return {"type": kind, "error": type(exc).__name__, "message": message[:2000]}
 
 
-async def _fail(
-    resources: WorkerResources, run_id: uuid.UUID, error: dict[str, Any], *, quiet: bool = False
+async def _abort(
+    resources: WorkerResources, run_id: uuid.UUID, error: dict[str, Any], final_attempt: bool
 ) -> None:
+    """Undo and end the run (`abort_run`); the job fails unless the user cancelled it."""
     try:
-        async with resources.sessions.begin() as session:
-            await repository.finish_run(session, run_id, RunStatus.FAILED, error=error)
-    except Exception:
-        if not quiet:
-            raise
-        log.warning("could not record the failure of run %s", run_id, exc_info=True)
+        cancelled = await abort_run(resources, run_id, error, final_attempt=final_attempt)
+    except Exception as exc:
+        if _retryable(exc) and not final_attempt:
+            raise TransientError(f"run {run_id}: could not end it yet: {exc}") from exc
+        raise
+    if not cancelled:
+        raise RunFailed(str(error.get("message")))
+
+
+async def _check_final(resources: WorkerResources, run_id: uuid.UUID) -> None:
+    """The job's last guard: never let the queue mark it succeeded while the run is not final."""
+    async with resources.sessions() as session:
+        status = await repository.get_run_status(session, run_id)
+    if status is not None and not RunStatus(status).is_final:
+        raise TransientError(f"run {run_id} is still {status} after its execution; retrying")

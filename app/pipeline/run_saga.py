@@ -11,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.models import Run, RunStatus
 from app.events import names
 from app.events.publish import publish_event
+from app.pipeline.errors import RunFailed
 from app.pipeline.steps import RunSteps
 from app.queue.worker_state import WorkerResources
-from app.runs import repository
+from app.runs import repository, trials
 from app.saga import Input, Result, Saga, SagaFailed, SagaListener, SagaRunner, Step
+from app.saga.store import SagaStore
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ STEP_NAMES = (
 
 
 def build_run_saga(steps: RunSteps) -> Saga:
+    """The seed's seven steps; `store_result` is the pivot (see `RunSteps.store_result`)."""
     run_id = {"run_id": Result("ensure_run_id")}
     return Saga(
         "nas_run",
@@ -44,6 +47,7 @@ def build_run_saga(steps: RunSteps) -> Saga:
             Step(
                 "publish_start_event",
                 run=steps.publish_start_event,
+                compensate=steps.compensate_start_event,
                 undo=steps.publish_cancelled_event,
                 inputs={**run_id, "spec": Input("spec")},
             ),
@@ -68,8 +72,12 @@ def build_run_saga(steps: RunSteps) -> Saga:
             Step(
                 "store_result",
                 run=steps.store_result,
-                inputs={**run_id, "summary": Result("process_results")},
-                after=["publish_complete_event"],
+                inputs={
+                    **run_id,
+                    "summary": Result("process_results"),
+                    "completed_event": Result("publish_complete_event"),
+                },
+                pivot=True,
             ),
         ],
     )
@@ -116,23 +124,31 @@ class RunSagaListener(SagaListener):
         payload: dict[str, Any] = {"step": step, "undo_failed": error is not None}
         if error is not None:
             payload["error"] = f"{type(error).__name__}: {error}"
-        await self._publish(names.STEP_UNDONE, payload, f"step:{step}:undone")
+        # Only a successful undo is deduplicated: a failed one is retried and reported again.
+        dedup = f"step:{step}:undone" if error is None else None
+        await self._publish(names.STEP_UNDONE, payload, dedup)
 
 
-async def run_pipeline(resources: WorkerResources, run: Run) -> None:
-    """Run (or resume) the run's saga and record how it ended.
-
-    Raises `RunFailed` when the saga failed (the run is marked failed with the step and
-    cause); infrastructure errors propagate so the job is retried and the saga resumes.
-    """
-    from app.pipeline.job import RunFailed
-
-    steps = RunSteps(resources.settings, resources.sessions, run.id)
-    runner = SagaRunner(
+def _runner(
+    resources: WorkerResources, run_id: uuid.UUID, steps: RunSteps, final: bool
+) -> SagaRunner:
+    return SagaRunner(
         resources.sessions,
-        listener=RunSagaListener(resources.sessions, run.id, steps),
+        listener=RunSagaListener(resources.sessions, run_id, steps),
         fault_steps=resources.settings.fault_step_names,
+        final_attempt=final,
     )
+
+
+async def run_pipeline(resources: WorkerResources, run: Run, *, final_attempt: bool = True) -> None:
+    """Run (or resume) the run's saga; on success the run is already `succeeded` (its pivot).
+
+    Raises `RunFailed` when the saga failed (the run is marked failed with the step, cause
+    and undo outcomes). Interruptions (`StepInterrupted`, `UndoIncomplete`, infrastructure
+    errors) propagate so the job is retried and the saga resumes.
+    """
+    steps = RunSteps(resources.settings, resources.sessions, run.id)
+    runner = _runner(resources, run.id, steps, final_attempt)
     try:
         await runner.run(
             build_run_saga(steps),
@@ -140,35 +156,72 @@ async def run_pipeline(resources: WorkerResources, run: Run) -> None:
             inputs={"run_id": str(run.id), "spec": run.spec},
         )
     except SagaFailed as failed:
-        cancelled = await _record_failure(resources.sessions, run.id, failed)
-        if not cancelled:
+        if not await record_failure(resources.sessions, run.id, failed.to_dict()):
             raise RunFailed(str(failed)) from failed
-        return
-    # The status turns final only after the saga (and the events its steps publish) ended,
-    # so a stream that sees the run final has every event already committed.
-    async with resources.sessions.begin() as session:
-        await repository.finish_run(session, run.id, RunStatus.SUCCEEDED)
 
 
-async def _record_failure(
-    sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, failed: SagaFailed
+async def abort_run(
+    resources: WorkerResources, run_id: uuid.UUID, error: dict[str, Any], *, final_attempt: bool
 ) -> bool:
-    """Mark the run failed (or cancelled, when the user asked); return True if cancelled."""
-    async with sessions.begin() as session:
+    """End a run that failed outside its saga's steps (internal error, retries exhausted).
+
+    Undoes every step the saga completed, newest first (publishing `run.cancelled` if it had
+    started), then makes the run failed (or cancelled, if the user asked) with `error` and
+    the undo outcomes. A run already succeeded (its pivot committed) is left alone. Returns
+    True when the run ended cancelled. Raises `UndoIncomplete` when an undo failed and
+    attempts are left, so the job retries it.
+    """
+    async with resources.sessions() as session:
         run = await repository.get_run(session, run_id)
-        cancelled = run is not None and run.cancel_requested_at is not None
+    if run is None or run.status == RunStatus.SUCCEEDED:
+        return False
+    steps = RunSteps(resources.settings, resources.sessions, run_id)
+    steps.failure_reason = f"{error.get('type')}: {error.get('message')}"
+    outcomes = await _runner(resources, run_id, steps, final_attempt).cancel(
+        build_run_saga(steps),
+        saga_id=str(run_id),
+        reason=str(error.get("message")),
+        failure={"step": None, **error},
+    )
+    return await record_failure(
+        resources.sessions, run_id, {**error, "undo": [o.to_dict() for o in outcomes]}
+    )
+
+
+async def saga_unfinished(resources: WorkerResources, run_id: uuid.UUID) -> bool:
+    """True when the run's saga is stored and still running (a pivot or an undo to finish)."""
+    record = await SagaStore(resources.sessions).load(str(run_id))
+    return record is not None and record.status == "running"
+
+
+async def record_failure(
+    sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, error: dict[str, Any]
+) -> bool:
+    """Make the run failed (or cancelled, when the user asked); return True if cancelled.
+
+    One transaction: the status, the error, the end of any trial left running, and the
+    terminal event (`run.failed`, or `run.cancelled` with reason "user", published once).
+    """
+    async with sessions.begin() as session:
+        run = await repository.get_run_for_update(session, run_id)
+        if run is None:
+            return False
+        if RunStatus(run.status).is_final:
+            return run.status == RunStatus.CANCELLED
+        cancelled = run.cancel_requested_at is not None
         status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
-        if await repository.finish_run(session, run_id, status, error=failed.to_dict()):
-            await publish_event(
-                session,
-                run_id,
-                names.RUN_FAILED if not cancelled else names.RUN_CANCELLED,
-                {
-                    "step": failed.step,
-                    "error": failed.error_type,
-                    "message": failed.message,
-                    **({"reason": "user"} if cancelled else {}),
-                },
-                dedup_key="run:failed" if not cancelled else "run:cancelled",
-            )
+        await repository.finish_run(session, run_id, status, error=error)
+        await trials.cancel_unfinished(session, run_id)
+        await publish_event(
+            session,
+            run_id,
+            names.RUN_CANCELLED if cancelled else names.RUN_FAILED,
+            {
+                "step": error.get("step"),
+                "error": error.get("type"),
+                "message": error.get("message"),
+                **({"reason": "user"} if cancelled else {}),
+            },
+            dedup_key="run:cancelled" if cancelled else "run:failed",
+        )
     return cancelled

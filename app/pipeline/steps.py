@@ -13,15 +13,16 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db.models import RunStatus
 from app.errors import CerebrosError, EngineDisabled
 from app.events import names
-from app.events.publish import publish_event
+from app.events.publish import is_published, publish_event
 from app.nas.artifacts import remove_artifacts
 from app.nas.spec import NasSpec
 from app.pipeline.progress import CancelWatcher, DatabaseReporter
 from app.queue.retry import is_transient
 from app.runs import repository, trials
-from app.saga import StepContext, StepInterrupted
+from app.saga import StepContext, StepInterrupted, StepRejected
 
 P = ParamSpec("P")
 ENGINE_LOCK = asyncio.Lock()
@@ -32,8 +33,8 @@ class InvalidResult(CerebrosError):
     """The engine's result does not hold what a finished run must have."""
 
 
-class RunCancelled(CerebrosError):
-    """The user asked to cancel the run while it was running."""
+class RunCancelled(StepRejected):
+    """The user asked to cancel the run while it was running (the saga fails and is undone)."""
 
 
 def interrupt_on_transient(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -93,17 +94,26 @@ class RunSteps:
     async def publish_cancelled_event(
         self, ctx: StepContext, result: Any, run_id: str, spec: dict[str, Any]
     ) -> None:
+        """Undo of `publish_start_event`: the run that started is cancelled."""
+        await self._publish_cancelled(uuid.UUID(run_id))
+
+    async def compensate_start_event(
+        self, ctx: StepContext, error: BaseException, run_id: str, spec: dict[str, Any]
+    ) -> None:
+        """`publish_start_event` failed, perhaps after its commit: withdraw what it published."""
         async with self.sessions() as session:
-            run = await repository.get_run(session, uuid.UUID(run_id))
+            started = await is_published(session, uuid.UUID(run_id), "run:started")
+        if started:
+            await self._publish_cancelled(uuid.UUID(run_id))
+
+    async def _publish_cancelled(self, run_id: uuid.UUID) -> None:
+        async with self.sessions() as session:
+            run = await repository.get_run(session, run_id)
         user = run is not None and run.cancel_requested_at is not None
         reason = "user" if user else (self.failure_reason or "a later step failed")
         async with self.sessions.begin() as session:
             await publish_event(
-                session,
-                uuid.UUID(run_id),
-                names.RUN_CANCELLED,
-                {"reason": reason},
-                dedup_key="run:cancelled",
+                session, run_id, names.RUN_CANCELLED, {"reason": reason}, dedup_key="run:cancelled"
             )
 
     @interrupt_on_transient
@@ -186,27 +196,57 @@ class RunSteps:
             "message": result.get("message", ""),
         }
 
-    @interrupt_on_transient
     async def publish_complete_event(
         self, ctx: StepContext, run_id: str, summary: dict[str, Any]
-    ) -> int:
-        async with self.sessions.begin() as session:
-            await publish_event(
-                session,
-                uuid.UUID(run_id),
-                names.RUN_COMPLETED,
-                {
-                    "best_score": summary["best_score"],
-                    "objective": summary["objective"],
-                    "trials_completed": summary["trials_completed"],
-                    "best_trial": summary["best_trial"],
-                },
-                dedup_key="run:completed",
-            )
-        return 1
+    ) -> dict[str, Any]:
+        """Stage `run.completed` (its payload is this step's durable result).
+
+        An event cannot be taken back, so it becomes visible only in `store_result`'s
+        transaction, the one that makes the run succeeded: a run that fails or is cancelled
+        after this step never shows a `completed` it contradicts.
+        """
+        return {
+            "best_score": summary["best_score"],
+            "objective": summary["objective"],
+            "trials_completed": summary["trials_completed"],
+            "best_trial": summary["best_trial"],
+        }
 
     @interrupt_on_transient
-    async def store_result(self, ctx: StepContext, run_id: str, summary: dict[str, Any]) -> bool:
+    async def store_result(
+        self,
+        ctx: StepContext,
+        run_id: str,
+        summary: dict[str, Any],
+        completed_event: dict[str, Any],
+    ) -> bool:
+        """The saga's pivot: result, `succeeded` and `run.completed` in one transaction.
+
+        The run row is locked first, as `cancel_run` locks it, so a cancel accepted before
+        this commit wins (the step is rejected and the saga undone) and one after it finds
+        the run final. Idempotent: rerun after its commit, it finds the run succeeded.
+        """
+        run_uuid = uuid.UUID(run_id)
         async with self.sessions.begin() as session:
-            await repository.store_result(session, uuid.UUID(run_id), summary)
+            run = await repository.get_run_for_update(session, run_uuid)
+            if run is not None and run.status == RunStatus.SUCCEEDED:
+                return True
+            if run is None or run.cancel_requested_at is not None:
+                raise RunCancelled("the run was cancelled by the user")
+            if run.status != RunStatus.RUNNING:
+                raise StepRejected(f"the run is {run.status}, not running")
+            await repository.store_result(session, run_uuid, summary)
+            # This step's own `succeeded` event goes out before the terminal event (the
+            # listener's later publication of it is deduplicated): `completed` comes last.
+            await publish_event(
+                session,
+                run_uuid,
+                names.STEP_SUCCEEDED,
+                {"step": ctx.step},
+                dedup_key=f"step:{ctx.step}:succeeded",
+            )
+            await repository.finish_run(session, run_uuid, RunStatus.SUCCEEDED)
+            await publish_event(
+                session, run_uuid, names.RUN_COMPLETED, completed_event, dedup_key="run:completed"
+            )
         return True

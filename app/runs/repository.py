@@ -96,6 +96,13 @@ async def mark_running(session: AsyncSession, run_id: uuid.UUID) -> Run | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def claim_run(session: AsyncSession, run_id: uuid.UUID) -> Run | None:
+    """The run for a job about to execute it: moved to running unless it is final already
+    (then returned as it is); None when it does not exist."""
+    run = await mark_running(session, run_id)
+    return run if run is not None else await get_run(session, run_id)
+
+
 async def set_current_step(session: AsyncSession, run_id: uuid.UUID, step: str | None) -> None:
     await session.execute(update(Run).where(Run.id == run_id).values(current_step=step))
 

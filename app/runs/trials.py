@@ -90,3 +90,17 @@ async def finished_records(session: AsyncSession, run_id: uuid.UUID) -> list[dic
         .order_by(Trial.number)
     )
     return [r for r in (await session.execute(stmt)).scalars() if r is not None]
+
+
+async def cancel_unfinished(session: AsyncSession, run_id: uuid.UUID) -> int:
+    """End the trials a finished run left queued or running: `cancelled`, with a finish time.
+
+    Called in the transaction that makes the run failed or cancelled, so no trial of an
+    ended run stays `running` forever. Returns how many trials it ended.
+    """
+    stmt = (
+        update(Trial)
+        .where(Trial.run_id == run_id, Trial.status.in_(("queued", RUNNING)))
+        .values(status="cancelled", finished_at=func.clock_timestamp())
+    )
+    return int((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
