@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 
+from procrastinate.worker import Worker
+
 from app.config import Settings
 from app.queue.app import create_queue_app
 from app.queue.recovery import recovery_loop
@@ -14,13 +16,31 @@ from app.queue.worker_state import init_worker_resources
 log = logging.getLogger(__name__)
 
 
+async def keep_heartbeat(worker: Worker, interval_s: float) -> None:
+    """Send the worker's heartbeat every `interval_s` until cancelled.
+
+    procrastinate cancels its own heartbeat task *before* it waits for the running jobs on
+    SIGTERM, so a draining worker would look dead after `stalled_after` seconds and its job
+    be retried elsewhere while it still runs. This one is cancelled only once `run` returned.
+    """
+    while True:
+        await asyncio.sleep(interval_s)
+        worker_id = worker.worker_id
+        if worker_id is None:
+            continue  # not registered yet, or already unregistered
+        try:
+            await worker.app.job_manager.update_heartbeat(worker_id)
+        except Exception as exc:  # a database blip: the next beat will do
+            log.warning("heartbeat of worker %s failed: %s", worker_id, exc)
+
+
 async def run_worker(
     database_url: str, settings: Settings, *, queues: list[str], concurrency: int
 ) -> None:
     """Take jobs until SIGINT/SIGTERM; a job in flight is finished before the worker exits.
 
     Heartbeats go out every third of the stalled timeout, so one late heartbeat never makes
-    a busy worker look dead.
+    a busy worker look dead, and they go on while the worker drains.
     """
     # Import the Keras engine now: importing it inside the first job would block the event
     # loop (and so the heartbeat) for seconds, and the job would look stalled.
@@ -29,27 +49,36 @@ async def run_worker(
     resources = init_worker_resources(database_url, settings)
     queue_app = create_queue_app(database_url, settings)
     stalled_after = settings.stalled_after_seconds
+    heartbeat_s = max(0.5, stalled_after / 3)
     try:
         async with queue_app.open_async():
-            recovery = asyncio.create_task(
-                recovery_loop(
-                    queue_app,
-                    queues=queues,
-                    seconds_since_heartbeat=stalled_after,
-                    interval_s=max(1.0, stalled_after / 3),
-                )
+            worker = Worker(
+                app=queue_app,
+                queues=queues,
+                concurrency=concurrency,
+                install_signal_handlers=True,
+                update_heartbeat_interval=heartbeat_s,
+                stalled_worker_timeout=stalled_after,
+                fetch_job_polling_interval=settings.job_poll_seconds,
             )
+            side = [
+                asyncio.create_task(
+                    recovery_loop(
+                        queue_app,
+                        queues=queues,
+                        seconds_since_heartbeat=stalled_after,
+                        interval_s=max(1.0, stalled_after / 3),
+                    )
+                ),
+                asyncio.create_task(keep_heartbeat(worker, heartbeat_s)),
+            ]
             try:
-                await queue_app.run_worker_async(
-                    queues=queues,
-                    concurrency=concurrency,
-                    install_signal_handlers=True,
-                    update_heartbeat_interval=max(0.5, stalled_after / 3),
-                    stalled_worker_timeout=stalled_after,
-                )
+                await worker.run()
             finally:
-                recovery.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await recovery
+                for task in side:
+                    task.cancel()
+                for task in side:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
     finally:
         await resources.engine.dispose()
