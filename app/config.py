@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=5, alias="CEREBROS_JOB_MAX_ATTEMPTS")
     job_retry_wait_seconds: float = Field(default=2.0, alias="CEREBROS_JOB_RETRY_WAIT_SECONDS")
     stalled_after_seconds: float = Field(default=30.0, alias="CEREBROS_STALLED_AFTER_SECONDS")
+    job_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        alias="CEREBROS_JOB_POLL_SECONDS",
+        description="An idle worker looks for jobs at least this often (LISTEN/NOTIFY wakes it "
+        "at once; polling covers notifications lost while its connection was down).",
+    )
     fault_steps: str = Field(
         default="",
         alias="CEREBROS_FAULT_STEPS",
