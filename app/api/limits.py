@@ -1,15 +1,23 @@
-"""Reject request bodies over the configured size before they are parsed."""
+"""Request framing: a bad Content-Length is a 400 and a body over the limit a 413, both
+answered before the app runs, so nothing is parsed, authenticated or stored for them."""
 
 from __future__ import annotations
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import problem_response
-from app.errors import PayloadTooLarge
+from app.schemas.problems import FieldError
 
 
 class BodySizeLimit:
-    """413 for bodies over `max_bytes`, by Content-Length or by counting a streamed body."""
+    """Reads the whole request body (at most `max_bytes`) before handing the request on.
+
+    The size is checked on the Content-Length when there is one and on the bytes received
+    in any case: a chunked body has no length to check. It is read here, not counted as
+    the app reads it, because FastAPI answers any error raised while it reads a body with
+    a bare 400: a limit enforced inside the app's `receive` could never be a 413.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -19,22 +27,61 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            response = problem_response(
-                413, "Payload too large", f"request body exceeds {self.max_bytes} bytes"
-            )
-            await response(scope, receive, send)
+        rejection = self._check_content_length(scope)
+        if rejection is not None:
+            await rejection(scope, receive, send)
             return
+        chunks: list[bytes] = []
         received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await self._too_large()(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
 
-        await self.app(scope, counting_receive, send)
+    def _check_content_length(self, scope: Scope) -> Response | None:
+        values = {value.strip() for name, value in scope["headers"] if name == b"content-length"}
+        if not values:
+            return None
+        value = values.pop()
+        if values or not value.isdigit():
+            # uvicorn refuses these itself; another server or a proxy may pass them on.
+            return problem_response(
+                400,
+                "Bad request",
+                "Content-Length must be one non-negative integer",
+                [FieldError(field="Content-Length", message="not a single non-negative integer")],
+            )
+        digits = value.lstrip(b"0") or b"0"
+        if len(digits) > len(str(self.max_bytes)) or int(digits) > self.max_bytes:
+            return self._too_large()
+        return None
+
+    def _too_large(self) -> Response:
+        message = f"the request body is over the limit of {self.max_bytes} bytes"
+        return problem_response(
+            413, "Payload too large", message, [FieldError(field="body", message=message)]
+        )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the app the body read already, then the client's own messages
+    (an SSE endpoint waits on them for the disconnect)."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

@@ -3,6 +3,7 @@ and stores nothing. Through the real app (ASGI), which can send what a real serv
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -121,3 +122,35 @@ def test_malformed_json_is_422_naming_body(client: TestClient, content: bytes) -
 def test_malformed_json_says_why(client: TestClient, content: bytes, reason: str) -> None:
     problem = assert_problem(client.post("/runs", content=content, headers=JSON), 422, "body")
     assert reason in problem["errors"][0]["message"], problem
+
+
+@pytest.mark.usefixtures("nothing_stored")
+def test_chunked_body_over_the_limit_is_413(client: TestClient) -> None:
+    # No Content-Length: the size is only known by counting (the app's limit is 16 KiB).
+    chunks = iter([b'{"dataset_id": "iris", "pad": "', *[b"x" * 1024] * 20, b'"}'])
+    response = client.post("/runs", content=chunks, headers=JSON)
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413, "body")
+
+
+def test_chunked_body_under_the_limit_is_read_whole(client: TestClient) -> None:
+    raw = spec(objective="val_accuracy")
+    text = json.dumps(raw).encode()
+    chunks = iter([text[i : i + 7] for i in range(0, len(text), 7)])
+    response = client.post("/runs", content=chunks, headers=JSON)
+    assert response.status_code == 202, response.text
+
+
+@pytest.mark.usefixtures("nothing_stored")
+@pytest.mark.parametrize(
+    "lengths",
+    [[b"abc"], [b"-1"], [b"+2"], [b" "], [b"2", b"3"]],
+    ids=["abc", "negative", "plus", "blank", "conflicting"],
+)
+def test_bad_content_length_is_400_naming_it(client: TestClient, lengths: list[bytes]) -> None:
+    # uvicorn's parser answers these itself (tests/hostile/test_http_framing.py); another
+    # server or a proxy may pass them on, and then the app answers.
+    headers = [(b"content-type", b"application/json")]
+    headers += [(b"content-length", value) for value in lengths]
+    response = client.post("/runs", content=b"{}", headers=headers)
+    assert_problem(response, 400, "Content-Length")
