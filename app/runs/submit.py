@@ -12,10 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Run, RunStatus
-from app.errors import Conflict, TooManyRuns
+from app.errors import Conflict, InvalidInput, TooManyRuns
 from app.queue.app import RUN_NAS_TASK
 from app.runs import repository
 from app.schemas.runs import RunCreate
+
+#: The answer to a client-chosen run_id that is taken, whoever's run has it: the same words
+#: for one's own run and another owner's, so it never tells whose (or that another owner exists).
+RUN_ID_TAKEN = "run_id is not available; choose another, or omit it to let the service choose"
 
 
 def request_hash(spec: dict[str, Any]) -> str:
@@ -39,11 +43,17 @@ async def submit_run(
     With an Idempotency-Key, a repeat of the same body returns the first run (created=False)
     and a different body is a Conflict; no second job is ever enqueued. With
     `max_active_runs`, an owner who already has that many queued + running runs gets
-    TooManyRuns (a replay is still answered).
+    TooManyRuns (a replay is still answered). A blank key is InvalidInput: stored, it would
+    make every later blank key of the owner a replay or a conflict.
     """
+    if idempotency_key is not None and not idempotency_key.strip():
+        raise InvalidInput(
+            "Idempotency-Key is blank; send a non-blank key, or no header",
+            field="Idempotency-Key",
+        )
     spec = body.model_dump(mode="json", exclude={"run_id"})
     digest = request_hash({**spec, "run_id": str(body.run_id) if body.run_id else None})
-    if idempotency_key:
+    if idempotency_key is not None:
         async with sessions() as session:
             existing = await repository.find_by_idempotency_key(session, owner, idempotency_key)
         if existing is not None:
@@ -61,13 +71,16 @@ async def submit_run(
             max_active_runs,
         ), True
     except IntegrityError as exc:
-        # Lost a race with a concurrent request: same key (replay or conflict) or same run_id.
-        if idempotency_key:
+        # Lost a race with a concurrent request with the same key (replay or conflict), or
+        # the client's run_id is taken.
+        if idempotency_key is not None:
             async with sessions() as session:
                 existing = await repository.find_by_idempotency_key(session, owner, idempotency_key)
             if existing is not None:
                 return _replay(existing, digest), False
-        raise Conflict(f"run {body.run_id} already exists", field="run_id") from exc
+        if body.run_id is None:
+            raise  # not the client's doing: a generated id cannot collide in practice
+        raise Conflict(RUN_ID_TAKEN, field="run_id") from exc
 
 
 def _replay(existing: Run, digest: str) -> Run:

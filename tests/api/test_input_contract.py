@@ -15,7 +15,7 @@ from httpx import Response
 
 from tests.api.conftest import count
 from tests.api.test_runs_api import spec
-from tests.security.conftest import auth_client
+from tests.security.conftest import auth_client, bearer, issue_token, unique_owner
 
 __all__ = ["auth_client"]  # auth on: two owners for the run_id collision
 
@@ -154,3 +154,47 @@ def test_bad_content_length_is_400_naming_it(client: TestClient, lengths: list[b
     headers += [(b"content-length", value) for value in lengths]
     response = client.post("/runs", content=b"{}", headers=headers)
     assert_problem(response, 400, "Content-Length")
+
+
+@pytest.mark.usefixtures("nothing_stored")
+@pytest.mark.parametrize("key", ["", " ", "\t \t"], ids=["empty", "space", "whitespace"])
+def test_blank_idempotency_key_is_422(client: TestClient, key: str) -> None:
+    for _ in range(2):  # the second used to be 409 "run None already exists"
+        response = client.post("/runs", json=spec(), headers={"Idempotency-Key": key})
+        assert_problem(response, 422, "Idempotency-Key")
+
+
+@pytest.mark.usefixtures("nothing_stored")
+def test_overlong_idempotency_key_names_the_header(client: TestClient) -> None:
+    response = client.post("/runs", json=spec(), headers={"Idempotency-Key": "k" * 201})
+    assert_problem(response, 422, "Idempotency-Key")
+
+
+def test_taken_run_id_answers_alike_whoever_owns_it(
+    auth_client: TestClient, db: psycopg.Connection, database_url: str
+) -> None:
+    """Another owner's run id is answered exactly like one's own: nothing says whose it is."""
+    alice, bob = (bearer(issue_token(database_url, unique_owner(n))) for n in ("alice", "bob"))
+    alices, bobs = str(uuid.uuid4()), str(uuid.uuid4())
+    alice_keyed = {**alice, "Idempotency-Key": "k-1"}
+    assert (
+        auth_client.post("/runs", json=spec(run_id=alices), headers=alice_keyed).status_code == 202
+    )
+    assert auth_client.post("/runs", json=spec(run_id=bobs), headers=bob).status_code == 202
+    before = stored(db)
+
+    replay = auth_client.post("/runs", json=spec(run_id=alices), headers=alice_keyed)
+    assert replay.status_code == 200 and replay.json()["id"] == alices  # her own key: a replay
+
+    own = auth_client.post("/runs", json=spec(run_id=bobs), headers=bob)
+    other = auth_client.post("/runs", json=spec(run_id=alices), headers=bob)
+    keyed = auth_client.post(
+        "/runs", json=spec(run_id=alices), headers={**bob, "Idempotency-Key": "k-1"}
+    )
+
+    problems = [assert_problem(r, 409, "run_id") for r in (own, other, keyed)]
+    assert problems[0] == problems[1] == problems[2]
+    assert "None" not in problems[0]["detail"] and alices not in other.text
+    assert stored(db) == before
+    owner = db.execute("SELECT owner FROM runs WHERE id = %s", (alices,)).fetchall()
+    assert len(owner) == 1 and owner[0][0].startswith("alice")

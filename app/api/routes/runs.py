@@ -55,7 +55,9 @@ async def create_run(
     response: Response,
     state: StateDep,
     principal: PrincipalDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+    ] = None,
 ) -> RunOut:
     """Store the run and enqueue its job (queue `ml`) in one transaction."""
     run, created = await submit_run(
