@@ -10,6 +10,8 @@ import platformdirs
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.nas.limits import DEFAULT_MAX_TRAINABLE_PARAMS
+
 
 def default_data_dir() -> Path:
     """Per-user data directory for the embedded Postgres cluster and artifacts.
@@ -63,6 +65,13 @@ class Settings(BaseSettings):
         description="Comma-separated saga step names that fail on purpose (fault-injection tests).",
     )
     dataset_cache_dir: Path | None = Field(default=None, alias="CEREBROS_DATASET_CACHE_DIR")
+    max_trainable_params: int = Field(
+        default=DEFAULT_MAX_TRAINABLE_PARAMS,
+        ge=1,
+        alias="CEREBROS_MAX_TRAINABLE_PARAMS",
+        description="Trainable parameters one architecture may have; larger candidates are "
+        "recorded failed without being built (app/nas/limits.py says why 5 000 000).",
+    )
 
     @property
     def resolved_artifacts_dir(self) -> Path:

@@ -11,7 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.nas.artifacts import ArtifactStore
+from app.nas.backend import freeze_heap
 from app.nas.datasets import Dataset, DatasetUnavailable, load_dataset
+from app.nas.limits import DEFAULT_MAX_TRAINABLE_PARAMS, ParamsCap
 from app.nas.records import (
     ProgressReporter,
     SearchResult,
@@ -19,7 +21,7 @@ from app.nas.records import (
     TrialRecord,
     TrialStart,
 )
-from app.nas.space import head_for
+from app.nas.space import head_for, smallest_trainable_params
 from app.nas.spec import NasSpec
 from app.nas.strategies import STRATEGIES, SearchContext, SearchFailed
 from app.nas.trainer import Cancelled
@@ -44,6 +46,7 @@ def run_search(
     completed_trials: Sequence[TrialRecord] = (),
     data_cache_dir: Path | None = None,
     dataset: Dataset | None = None,
+    max_trainable_params: int = DEFAULT_MAX_TRAINABLE_PARAMS,
 ) -> SearchResult:
     """Run the search described by ``spec`` and return its result.
 
@@ -60,6 +63,12 @@ def run_search(
       goes on; once more than ``parameters.max_failed_trials`` failed (earlier attempts
       included), `SearchFailed` is raised.
     * ``dataset``: use this in-memory dataset instead of loading ``spec.dataset_id``.
+    * ``max_trainable_params``: the service's cap on trainable parameters per architecture
+      (``CEREBROS_MAX_TRAINABLE_PARAMS``); ``parameters.max_params`` can lower it. Candidates
+      over it are recorded ``failed`` (``skipped``) without being built and others are drawn
+      in their place; after `MAX_CONSECUTIVE_OVERSIZED` such draws in a row the result is
+      ``exhausted``. If even the smallest architecture of the space is over it,
+      `SearchFailed` is raised before any draw.
 
     Raises `DatasetUnavailable` when the data cannot be loaded.
     """
@@ -72,34 +81,44 @@ def run_search(
         seed=params.seed,
         cache_dir=data_cache_dir,
     )
+    head = head_for(data.task, data.n_classes, spec.search_space.final_activation)
+    cap = ParamsCap.for_run(max_trainable_params, params.max_params)
+    smallest = smallest_trainable_params(spec.search_space, input_dim=data.input_dim, head=head)
+    if smallest > cap.limit:
+        raise SearchFailed(
+            f"the smallest architecture of this search space has {smallest:,} trainable "
+            f"parameters, over the cap of {cap.limit:,}; {cap.remedy('minimum')}"
+        )
     store = ArtifactStore(Path(artifacts_dir))
     store.write_preprocessing(data.preprocessing())
-    head = head_for(data.task, data.n_classes, spec.search_space.final_activation)
     ctx = SearchContext(
         spec=spec,
         data=data,
         head=head,
         store=store,
+        cap=cap,
         reporter=reporter,
         should_stop=should_stop,
         deadline=None if spec.budget.max_seconds is None else started + spec.budget.max_seconds,
-        reused={t.number: t for t in completed_trials if t.number <= spec.budget.max_trials},
+        # Skipped candidates take numbers too, so numbers may exceed max_trials.
+        reused={t.number: t for t in completed_trials},
     )
     strategy = STRATEGIES[params.strategy]()
+    freeze_heap()
     message = ""
+    failure = ""
     try:
         status: SearchStatus = strategy.run(ctx)
     except Cancelled:
         status = "timed_out" if ctx.timed_out() else "cancelled"
-        ctx.release()
-    except SearchFailed:
-        ctx.release()
-        raise
+    except SearchFailed as exc:
+        failure = str(exc)
+    # After the handlers: the exception's traceback no longer holds the trial's model.
+    ctx.release()
+    if failure:
+        raise SearchFailed(failure)  # a new error, not chained to the trial's frames
     if status == "exhausted":
-        message = (
-            f"search space exhausted: only {len(ctx.records)} distinct architectures found "
-            f"for max_trials={spec.budget.max_trials}"
-        )
+        message = ctx.exhausted_reason or "search space exhausted"
     elif status == "timed_out":
         message = f"max_seconds={spec.budget.max_seconds} reached"
     if ctx.best is not None and ctx.best.number != store.saved_best_number():

@@ -39,6 +39,10 @@ class TrialRecord:
     resumed with the same spec gives every trial the same number. ``score`` is the best
     objective value over the epochs run (Cerebros ranks by best epoch), ``best_epoch`` is
     1-based. ``history`` has one metrics dict per epoch (with an ``epoch`` key).
+
+    ``skipped``: the candidate was over the trainable-parameter cap, so it was never built
+    (status ``failed``, the reason in ``error``); it counts neither against ``max_trials``
+    nor as a failure for ``max_failed_trials``.
     """
 
     number: int
@@ -53,6 +57,7 @@ class TrialRecord:
     error: str | None = None
     duration_s: float = 0.0
     fingerprint: str = ""
+    skipped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

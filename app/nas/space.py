@@ -34,7 +34,15 @@ import numpy as np
 
 from app.nas.spec import SearchSpace
 
-__all__ = ["Architecture", "Head", "Unit", "architectures", "head_for", "sample_architecture"]
+__all__ = [
+    "Architecture",
+    "Head",
+    "Unit",
+    "architectures",
+    "head_for",
+    "sample_architecture",
+    "smallest_trainable_params",
+]
 
 #: Lateral-connection probability decays by this factor per unit of distance (Cerebros).
 LATERAL_DECAY = 0.95
@@ -145,18 +153,33 @@ class Architecture:
         """Output width of a unit (level 0 is the input)."""
         return self.input_dim if level == 0 else self.unit(level, index).neurons
 
+    def input_width(self, unit: Unit) -> int:
+        """Width of what ``unit`` reads: its predecessors' widths, concatenated."""
+        return sum(self.width(lv, ix) for lv, ix in unit.predecessors)
+
     def params_count(self) -> int:
-        """Parameters of the built model, computed from the structure alone.
+        """Parameters of the built model (``model.count_params()``), from the structure alone.
 
         Per unit with input width w and n neurons: BatchNormalization 4w (gamma, beta,
         moving mean and variance) plus Dense w*n + n.
         """
-        total = 0
-        for level in self.levels:
-            for unit in level:
-                w = sum(self.width(lv, ix) for lv, ix in unit.predecessors)
-                total += 4 * w + w * unit.neurons + unit.neurons
-        return total
+        return sum(
+            4 * (w := self.input_width(unit)) + w * unit.neurons + unit.neurons
+            for level in self.levels
+            for unit in level
+        )
+
+    def trainable_params_count(self) -> int:
+        """Trainable parameters of the built model, from the structure alone.
+
+        As `params_count` without the BatchNormalization moving statistics: 2w + w*n + n
+        per unit. This is what the optimizer holds state for, so what the cap limits.
+        """
+        return sum(
+            _unit_trainable(self.input_width(unit), unit.neurons)
+            for level in self.levels
+            for unit in level
+        )
 
     def hyperparameters(self) -> dict[str, Any]:
         """Summary numbers recorded with a trial."""
@@ -167,6 +190,33 @@ class Architecture:
             "neurons": [[u.neurons for u in level] for level in self.levels],
             "activations": sorted({u.activation for level in self.levels for u in level}),
         }
+
+
+def _unit_trainable(width: int, neurons: int) -> int:
+    """BatchNormalization gamma and beta (2 per input) plus the Dense kernel and bias."""
+    return 2 * width + width * neurons + neurons
+
+
+def smallest_trainable_params(space: SearchSpace, *, input_dim: int, head: Head) -> int:
+    """The fewest trainable parameters any architecture of ``space`` can have (exact).
+
+    Fewer levels, fewer units, fewer neurons and fewer connections all cost less, so the
+    smallest network has ``minimum_levels`` levels of ``minimum_units_per_level`` units of the
+    smallest neuron count, and each unit reads one unit of every earlier level (the fewest
+    the sampler allows: repeated picks collapse and lateral tries may all miss). Every unit
+    of level L-2 and below is then read by some later unit, since each has at least
+    ``minimum_units_per_level + 1`` readers; on level L-1 only the output unit reads, so the
+    other ``minimum_units_per_level - 1`` units are wired into it by orphan repair.
+    """
+    levels = space.minimum_levels
+    units = space.minimum_units_per_level
+    neurons = space.neuron_choices()[0]
+    hidden = sum(
+        units * _unit_trainable(input_dim + (level - 1) * neurons, neurons)
+        for level in range(1, levels)
+    )
+    output_width = input_dim if levels == 1 else input_dim + (levels - 2 + units) * neurons
+    return hidden + _unit_trainable(output_width, head.output_dim)
 
 
 def predecessor_count(space: SearchSpace, level: int, source_level: int, n_source: int) -> int:

@@ -303,6 +303,13 @@ class NasParameters(BaseModel):
     min_epochs: int = Field(default=1, ge=1, le=500)
     max_failed_trials: int = Field(default=5, ge=0, le=500)
     direction: Literal["max", "min"] | None = None
+    max_params: int | None = Field(
+        default=None,
+        ge=1,
+        le=10**12,
+        description="cap on trainable parameters per architecture for this run; it can only "
+        "lower the service's CEREBROS_MAX_TRAINABLE_PARAMS",
+    )
 
 
 class DatasetOptions(BaseModel):

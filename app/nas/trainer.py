@@ -170,6 +170,7 @@ def fit_candidate(
         should_stop=should_stop,
         check_every_batches=check_every_batches,
     )
+    error = ""
     try:
         model.fit(
             data.x_train,
@@ -185,5 +186,9 @@ def fit_candidate(
     except (Cancelled, TrialFailed):
         raise
     except Exception as exc:  # OOM, shape errors... : fail this trial, not the search
-        raise TrialFailed(f"{type(exc).__name__}: {exc}") from exc
+        error = f"{type(exc).__name__}: {exc}"
+    if error:
+        # Raised outside the handler: chained to the original, the error would keep fit's
+        # frames (model, optimizer, the batch) alive for as long as it is kept.
+        raise TrialFailed(error)
     return outcome

@@ -1,14 +1,14 @@
 """The `Strategy` interface and the `SearchContext` strategies drive.
 
 A strategy decides *which* candidates to train and *for how many epochs*; the context does
-the rest: numbering unique candidates from the seeded sequence, building/compiling/fitting,
-reporting, recording, failure accounting and keeping the best model.
+the rest: numbering unique candidates from the seeded sequence, skipping those over the
+parameter cap, building/compiling/fitting, reporting, recording, failure accounting and
+keeping the best model.
 """
 
 from __future__ import annotations
 
 import time
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ from app.nas.artifacts import ArtifactStore
 from app.nas.backend import clear_backend_caches, keras
 from app.nas.builder import build_model
 from app.nas.datasets import Dataset
+from app.nas.limits import ParamsCap
 from app.nas.records import ProgressReporter, SearchStatus, TrialRecord, TrialStart, TrialStatus
 from app.nas.space import Architecture, Head, architectures
 from app.nas.spec import NasSpec
@@ -28,10 +29,14 @@ __all__ = ["Candidate", "SearchContext", "SearchFailed", "Strategy"]
 #: Consecutive duplicate draws after which the space counts as exhausted. Sampling is cheap
 #: (well under a millisecond), so this is generous enough not to give up on large spaces.
 MAX_CONSECUTIVE_DUPLICATES = 500
+#: Consecutive architectures over the parameter cap after which the search stops. Each one is
+#: recorded (a trial row and an event), so this is lower than the duplicate bound; a space
+#: where even 1 draw in 10 fits gets past it with probability 0.995.
+MAX_CONSECUTIVE_OVERSIZED = 50
 
 
 class SearchFailed(RuntimeError):
-    """More than ``parameters.max_failed_trials`` trials failed."""
+    """More than ``parameters.max_failed_trials`` trials failed, or no architecture fits."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class SearchContext:
     data: Dataset
     head: Head
     store: ArtifactStore
+    cap: ParamsCap
     reporter: ProgressReporter | None = None
     should_stop: Callable[[], bool] | None = None
     deadline: float | None = None  # time.monotonic() value
@@ -60,14 +66,20 @@ class SearchContext:
     _sequence: Any = None
     _seen: set[str] = field(default_factory=set)
     _drawn: list[Candidate] = field(default_factory=list)
+    _numbered: int = 0
     exhausted: bool = False
+    exhausted_reason: str = ""
 
     # -- candidates ---------------------------------------------------------------------
     def candidates(self, count: int) -> list[Candidate]:
-        """The first ``count`` unique candidates of the seeded sequence (fewer if exhausted).
+        """The first ``count`` unique candidates under the cap (fewer if exhausted).
 
         Duplicates (same fingerprint) are skipped, so no architecture is trained twice;
         deterministic for a given spec, which is what makes resume by trial number work.
+        Every unique architecture gets a number; one over the parameter cap is recorded
+        ``failed`` (`TrialRecord.skipped`) without being built, and the next one is drawn in
+        its place, so skips do not use up ``max_trials``. A trial an earlier attempt trained
+        is kept whatever the cap is now.
         """
         if self._sequence is None:
             self._sequence = architectures(
@@ -76,25 +88,69 @@ class SearchContext:
                 input_dim=self.data.input_dim,
                 head=self.head,
             )
-        duplicates = 0
+        duplicates = oversized = 0
         while len(self._drawn) < count and not self.exhausted:
             arch = next(self._sequence)
             fp = arch.fingerprint()
             if fp in self._seen:
                 duplicates += 1
-                self.exhausted = duplicates >= MAX_CONSECUTIVE_DUPLICATES
+                if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
+                    under_cap = " under the cap" if self._numbered > len(self._drawn) else ""
+                    self._exhaust(
+                        f"search space exhausted: only {len(self._drawn)} distinct "
+                        f"architectures{under_cap} found for "
+                        f"max_trials={self.spec.budget.max_trials}"
+                    )
                 continue
             duplicates = 0
             self._seen.add(fp)
-            candidate = Candidate(len(self._drawn) + 1, arch)
+            self._numbered += 1
+            candidate = Candidate(self._numbered, arch)
             old = self.reused.get(candidate.number)
             if old is not None and old.fingerprint and old.fingerprint != fp:
                 raise ValueError(
                     f"completed trial {candidate.number} does not match the architecture this "
                     "spec generates for it; resume needs the same spec and seed"
                 )
+            trained_before = old is not None and not old.skipped
+            refusal = None if trained_before else self.cap.refusal(arch.trainable_params_count())
+            if refusal is not None:
+                self._skip(candidate, refusal)
+                oversized += 1
+                if oversized >= MAX_CONSECUTIVE_OVERSIZED:
+                    self._exhaust(
+                        f"no architecture under the cap of {self.cap.limit:,} trainable "
+                        f"parameters after {oversized} draws in a row; {self.cap.remedy('maximum')}"
+                    )
+                continue
+            oversized = 0
+            if old is not None and old.skipped:
+                del self.reused[candidate.number]  # the cap was raised since: train it now
             self._drawn.append(candidate)
         return self._drawn[:count]
+
+    def _exhaust(self, reason: str) -> None:
+        self.exhausted = True
+        self.exhausted_reason = reason
+
+    def _skip(self, candidate: Candidate, refusal: str) -> None:
+        """Record (and report) a candidate over the cap as a failed trial that never ran."""
+        if self.reuse(candidate.number):
+            return  # an earlier attempt recorded the same skip
+        arch = candidate.architecture
+        rec = TrialRecord(
+            number=candidate.number,
+            status="failed",
+            architecture=arch.to_dict(),
+            hyperparameters=arch.hyperparameters(),
+            params_count=arch.params_count(),
+            error=refusal,
+            fingerprint=arch.fingerprint(),
+            skipped=True,
+        )
+        self.add(rec)
+        if self.reporter is not None:
+            self.reporter.trial_finished(rec)
 
     # -- control ------------------------------------------------------------------------
     def timed_out(self) -> bool:
@@ -137,6 +193,7 @@ class SearchContext:
         """
         arch = candidate.architecture
         path = self.store.checkpoint_path(candidate.number)
+        error = ""
         try:
             if outcome is None:
                 model = build_model(arch, seed=self.spec.parameters.seed + candidate.number)
@@ -146,8 +203,12 @@ class SearchContext:
                 self.trial_start(candidate, model)
             else:
                 model = keras.saving.load_model(path)
-        except Exception as exc:
-            raise TrialFailed(f"could not build the model: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # MemoryError included: fail this trial, not the search
+            error = f"could not build the model: {type(exc).__name__}: {exc}"
+        if error:
+            # Raised outside the handler: chained to the original, the error would keep its
+            # traceback, whose frames hold the half-built model, alive as long as itself.
+            raise TrialFailed(error)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             if self.reporter is not None:
@@ -171,10 +232,11 @@ class SearchContext:
         return model, outcome
 
     def release(self) -> None:
-        """Free the memory of the models built so far (between trials).
+        """Free the memory of the models built so far (between trials, and at the end).
 
-        ``clear_session(free_memory=True)`` already runs ``gc.collect()`` (about 0.2 s with
-        torch loaded), so we do not collect a second time.
+        Call it where no exception of the trial is being handled: a traceback's frames hold
+        the model, so it would survive the collection. ``clear_session(free_memory=True)``
+        already runs ``gc.collect()``, so we do not collect a second time.
         """
         clear_backend_caches()
 
@@ -230,16 +292,17 @@ class SearchContext:
     def add(self, rec: TrialRecord) -> None:
         self.records[rec.number] = rec
 
-    def failed(self, candidate: Candidate, exc: BaseException, started: float, **kw: Any) -> None:
-        """Record a failed trial (the search goes on until too many fail)."""
-        message = f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, TrialFailed):
-            message += "\n" + traceback.format_exc(limit=3)
+    def failed(self, candidate: Candidate, error: str, started: float, **kw: Any) -> None:
+        """Record a failed trial (the search goes on until too many fail).
+
+        Takes the message, not the exception: call it after the ``except`` block, so that a
+        `SearchFailed` raised here is not chained to the trial's error and its frames.
+        """
         self.record(
             candidate,
             "failed",
             duration_s=time.monotonic() - started,
-            error=message,
+            error=f"TrialFailed: {error}",
             **kw,
         )
 
@@ -253,7 +316,7 @@ class SearchContext:
         return rec.score < self.best.score
 
     def _count_failure(self, rec: TrialRecord) -> None:
-        if rec.status != "failed":
+        if rec.status != "failed" or rec.skipped:  # a refused candidate did not fail to train
             return
         self.failures += 1
         limit = self.spec.parameters.max_failed_trials

@@ -12,11 +12,12 @@ __all__ = ["RandomSearch"]
 
 
 class RandomSearch(Strategy):
-    """Train candidates 1..max_trials of the seeded, de-duplicated sequence in order.
+    """Train the first max_trials candidates of the seeded, de-duplicated sequence in order.
 
     Each trial trains for the spec's epochs per trial (early stopping may end it sooner).
-    Trials already in ``completed_trials`` are reused, not retrained. If the space runs out
-    of new architectures first the result is ``exhausted``.
+    Trials already in ``completed_trials`` are reused, not retrained. Candidates over the
+    parameter cap are recorded and replaced by the next ones (`SearchContext.candidates`).
+    If the space runs out of new architectures first the result is ``exhausted``.
     """
 
     name = "random"
@@ -24,18 +25,16 @@ class RandomSearch(Strategy):
     def run(self, ctx: SearchContext) -> SearchStatus:
         max_trials = ctx.spec.budget.max_trials
         epochs = ctx.spec.epochs_per_trial
-        number = 0
-        while number < max_trials:
-            candidates = ctx.candidates(number + 1)
-            if len(candidates) <= number:
+        for index in range(max_trials):
+            candidates = ctx.candidates(index + 1)
+            if len(candidates) <= index:
                 return "exhausted"
-            candidate = candidates[number]
-            number += 1
+            candidate = candidates[index]
             if ctx.reuse(candidate.number):
                 continue
             ctx.check_stop()
             started = time.monotonic()
-            model = None
+            error = ""
             try:
                 model, outcome = ctx.train(candidate, epochs)
                 ctx.record(
@@ -46,10 +45,12 @@ class RandomSearch(Strategy):
                     duration_s=time.monotonic() - started,
                     model=model,
                 )
-            except TrialFailed as exc:
-                params = candidate.architecture.params_count()
-                ctx.failed(candidate, exc, started, outcome=None, params_count=params)
-            finally:
                 del model
-                ctx.release()
+            except TrialFailed as exc:
+                error = str(exc)
+            # Out of the handler, so the failed trial's frames (and its model) are gone.
+            ctx.release()
+            if error:
+                params = candidate.architecture.params_count()
+                ctx.failed(candidate, error, started, outcome=None, params_count=params)
         return "completed"

@@ -70,6 +70,7 @@ class SuccessiveHalving(Strategy):
                     ctx.check_stop()
                     t0 = time.monotonic()
                     started.setdefault(candidate.number, t0)
+                    error = ""
                     try:
                         model, outcome = ctx.train(
                             candidate,
@@ -89,16 +90,18 @@ class SuccessiveHalving(Strategy):
                             )
                         del model
                     except TrialFailed as exc:
+                        error = str(exc)
+                    # Out of the handler, so the failed trial's frames (and its model) are gone.
+                    ctx.release()
+                    if error:
                         alive.remove(candidate)
                         ctx.failed(
                             candidate,
-                            exc,
+                            error,
                             started[candidate.number],
                             outcome=None,
                             params_count=candidate.architecture.params_count(),
                         )
-                    finally:
-                        ctx.release()
                 if last:
                     break
                 keep = max(0, schedule[rung + 1][0] - reserved)
