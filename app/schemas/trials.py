@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.nas.spec import STRICT
+
 MAX_PREDICT_ROWS = 1000
 
 
@@ -59,6 +61,10 @@ class TrialList(BaseModel):
 
 
 class PredictRequest(BaseModel):
+    # As strict as the run spec: no "1.5" or true for a number, no NaN or infinity (which
+    # the model would turn into a NaN prediction), no unknown fields.
+    model_config = STRICT
+
     rows: list[list[float]] = Field(
         min_length=1,
         max_length=MAX_PREDICT_ROWS,

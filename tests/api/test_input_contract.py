@@ -198,3 +198,23 @@ def test_taken_run_id_answers_alike_whoever_owns_it(
     assert stored(db) == before
     owner = db.execute("SELECT owner FROM runs WHERE id = %s", (alices,)).fetchall()
     assert len(owner) == 1 and owner[0][0].startswith("alice")
+
+
+PREDICT_JUNK: list[tuple[bytes, str]] = [
+    (b'{"rows": [[1, 2, 3, NaN]]}', "rows.0.3"),
+    (b'{"rows": [[1, 2], [Infinity, 0]]}', "rows.1.0"),
+    (b'{"rows": [[-Infinity]]}', "rows.0.0"),
+    (b'{"rows": [[1e400]]}', "rows.0.0"),
+    (b'{"rows": [["1.5"]]}', "rows.0.0"),
+    (b'{"rows": [[true]]}', "rows.0.0"),
+    (b'{"rows": [[1]], "extra": 1}', "extra"),
+]
+
+
+@pytest.mark.usefixtures("nothing_stored")
+@pytest.mark.parametrize(("content", "field"), PREDICT_JUNK, ids=[f for _, f in PREDICT_JUNK])
+def test_predict_rejects_non_finite_values_and_unknown_fields(
+    client: TestClient, content: bytes, field: str
+) -> None:
+    response = client.post(f"/runs/{uuid.uuid4()}/predict", content=content, headers=JSON)
+    assert_problem(response, 422, field)
