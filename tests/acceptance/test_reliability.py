@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -193,9 +194,41 @@ def test_sigterm_lets_the_current_run_finish(database_url: str, tmp_path: Path) 
     ]
 
 
-def test_fault_at_each_step_in_a_real_worker_leaves_the_database_consistent(
+STEPS = (
+    "check_enabled",
+    "ensure_run_id",
+    "publish_start_event",
+    "execute_nas_run",
+    "process_results",
+    "publish_complete_event",
+    "store_result",
+)
+
+
+def job_status(database_url: str, run_id: str) -> str:
+    return str(
+        rows(database_url, "SELECT job_status FROM nas_run_jobs WHERE run_id = %s", run_id)[0][0]
+    )
+
+
+def run_level_events(database_url: str, run_id: str) -> list[str]:
+    return [
+        r[0]
+        for r in rows(
+            database_url,
+            "SELECT name FROM run_events WHERE run_id = %s AND name LIKE 'cerebros.nas.run.%%' "
+            "ORDER BY id",
+            run_id,
+        )
+    ]
+
+
+def test_fault_at_every_step_before_and_after_its_effect_in_a_real_worker(
     database_url: str, tmp_path: Path
 ) -> None:
+    """Each run ends consistently: failed with every completed step undone in reverse and
+    exactly one cancelled, or (a fault at the pivot) succeeded after a retry; never a
+    `completed` that a later event contradicts, never a job succeeded while its run is not."""
     artifacts = tmp_path / "artifacts"
     spec = {
         "dataset_id": "iris",
@@ -204,25 +237,123 @@ def test_fault_at_each_step_in_a_real_worker_leaves_the_database_consistent(
         "budget": {"max_trials": 1},
         "parameters": {"epochs": 2},
     }
-    steps = ["publish_start_event", "execute_nas_run", "process_results", "publish_complete_event"]
     with api_server(service_env(database_url), tmp_path) as base:
-        for step in steps:
-            env = service_env(
-                database_url, CEREBROS_FAULT_STEPS=step, CEREBROS_ARTIFACTS_DIR=str(artifacts)
-            )
-            run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
-            with worker_process(env, tmp_path, name=f"fault-{step}"):
+        for step in STEPS:
+            for point in ("before", "after"):
+                env = service_env(
+                    database_url,
+                    CEREBROS_FAULT_STEPS=f"{step}:{point}",
+                    CEREBROS_ARTIFACTS_DIR=str(artifacts),
+                    CEREBROS_JOB_RETRY_WAIT_SECONDS="1",
+                )
+                case = f"{step}:{point}"
+                run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
+                with worker_process(env, tmp_path, name=f"fault-{step}-{point}"):
+                    final = wait_final(base, run_id, timeout=120)
+                    # The job's own end is written just after the run's: wait for it.
+                    wait_for(
+                        lambda run_id=run_id: (
+                            job_status(database_url, run_id) in ("succeeded", "failed")
+                        ),
+                        timeout=30,
+                        what=f"{case}: job end",
+                    )
+                job = rows(
+                    database_url,
+                    "SELECT job_status, attempts FROM nas_run_jobs WHERE run_id = %s",
+                    run_id,
+                )
+                emitted = run_level_events(database_url, run_id)
+                if step == "store_result":  # the pivot: retried, never undone
+                    assert final["status"] == "succeeded", (case, final)
+                    assert emitted == ["cerebros.nas.run.started", "cerebros.nas.run.completed"]
+                    assert job == [("succeeded", 2)], case
+                    assert (artifacts / run_id).exists(), case
+                    continue
+                assert final["status"] == "failed", (case, final)
+                error = final["error"]
+                assert isinstance(error, dict) and error["step"] == step, case
+                completed = list(STEPS[: STEPS.index(step)])
+                undone = [u["step"] for u in error["undo"]]
+                assert undone == list(reversed(completed)), case
+                started = STEPS.index(step) > STEPS.index("publish_start_event") or (
+                    step == "publish_start_event" and point == "after"
+                )
+                expected = ["cerebros.nas.run.started", "cerebros.nas.run.cancelled"]
+                assert emitted == [*(expected if started else []), "cerebros.nas.run.failed"], (
+                    case,
+                    emitted,
+                )
+                assert not (artifacts / run_id).exists(), case
+                assert job == [("failed", 1)], case
+                sql = "SELECT name, state FROM saga_steps WHERE saga_id = %s"
+                states = dict(rows(database_url, sql, run_id))
+                for name in ("publish_start_event", "execute_nas_run"):
+                    if name in completed:
+                        assert states[name] == "undone", (case, name, states[name])
+
+
+def test_a_run_locked_by_another_process_is_waited_for_not_marked_succeeded(
+    database_url: str, tmp_path: Path
+) -> None:
+    """README: an advisory lock per run keeps one run from executing twice at once; a job
+    that finds the lock taken must not end `succeeded` while the run is unfinished."""
+    env = service_env(database_url, CEREBROS_ARTIFACTS_DIR=str(tmp_path / "artifacts"))
+    spec = {**LONG_SPEC, "dataset_id": "iris", "budget": {"max_trials": 1}}
+    with api_server(env, tmp_path) as base:
+        run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
+        key = int.from_bytes(uuid.UUID(run_id).bytes[:8], "big", signed=True)
+        with psycopg.connect(database_url, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+            with worker_process(env, tmp_path):
+                wait_for(
+                    lambda: job_status(database_url, run_id) == "doing",
+                    what="job taken",
+                )
+                time.sleep(4)
+                assert rows(
+                    database_url,
+                    "SELECT run_status, job_status FROM nas_run_jobs WHERE run_id = %s",
+                    run_id,
+                ) == [("queued", "doing")]
+                holder.close()  # the holder goes away: the waiting job takes the run
                 final = wait_final(base, run_id, timeout=120)
-            assert final["status"] == "failed", step
-            error = final["error"]
-            assert isinstance(error, dict) and error["step"] == step
-            completed = steps[: steps.index(step)]
-            undone = [u["step"] for u in error["undo"]]
-            assert undone == [*reversed(completed), "ensure_run_id", "check_enabled"], step
-            started = "publish_start_event" in completed
-            assert event_count(database_url, run_id, "cerebros.nas.run.cancelled") == int(started)
-            assert event_count(database_url, run_id, "cerebros.nas.run.failed") == 1
-            assert not (artifacts / run_id).exists()
-            assert rows(
-                database_url, "SELECT job_status FROM nas_run_jobs WHERE run_id = %s", run_id
-            ) == [("failed",)]
+    assert final["status"] == "succeeded"
+
+
+def test_a_draining_worker_keeps_its_job_and_a_killed_one_is_taken_over(
+    database_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM: heartbeats go on while the run drains, so no other worker takes the job;
+    SIGKILL then (a stop-then-kill shutdown): another worker resumes the run to its end."""
+    env = service_env(
+        database_url,
+        CEREBROS_STALLED_AFTER_SECONDS="3",
+        CEREBROS_ARTIFACTS_DIR=str(tmp_path / "artifacts"),
+    )
+    spec = {**LONG_SPEC, "budget": {"max_trials": 2}, "parameters": {"epochs": 40, "seed": 4}}
+    with api_server(env, tmp_path) as base:
+        run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
+        with worker_process(env, tmp_path, name="draining") as draining:
+            wait_for(
+                lambda: event_count(database_url, run_id, "cerebros.nas.trial.epoch") >= 1,
+                what="training",
+            )
+            draining.send_signal(signal.SIGTERM)
+            with worker_process(env, tmp_path, name="other"):
+                time.sleep(10)  # more than three stalled timeouts
+                assert draining.poll() is None, "the run should still be draining"
+                job = rows(
+                    database_url,
+                    "SELECT run_status, job_status, attempts FROM nas_run_jobs WHERE run_id = %s",
+                    run_id,
+                )
+                assert job == [("running", "doing", 0)], "the draining worker's job was taken"
+                stop(draining, signal.SIGKILL)
+                final = wait_final(base, run_id, timeout=240)
+                wait_for(
+                    lambda: job_status(database_url, run_id) == "succeeded",
+                    timeout=30,
+                    what="job end",
+                )
+    assert final["status"] == "succeeded", final
