@@ -7,6 +7,7 @@ tensorflow, which this project does not install; torch is the installed, support
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 
@@ -18,7 +19,7 @@ BACKEND: str = keras.backend.backend()
 
 #: torch intra-op threads. One by default: the service runs on small machines (2 cores) shared
 #: with the API, the job queue and Postgres, and these small dense nets gain nothing from
-#: intra-op parallelism. Measured on 2 busy cores (docs/benchmarks.md, "Engine speed"): 2
+#: intra-op parallelism. Measured on 2 busy cores (docs/benchmarks.md, "Speed fixes"): 2
 #: threads made a 10-trial digits search ~5x slower than 1, because torch's worker threads spin
 #: waiting for a core. Override with CEREBROS_TORCH_THREADS on an idle, larger machine.
 TORCH_THREADS: int = int(os.environ.get("CEREBROS_TORCH_THREADS", "1"))
@@ -30,6 +31,10 @@ if BACKEND == "torch":
 
 
 _heap_frozen = False
+#: glibc's ``malloc_trim`` (None on other C libraries). Freed tensors of a few MB go back to
+#: malloc's heap, not to the system: after a 4.5 M-parameter trial the RSS stayed ~80 MiB up
+#: until trimmed (docs/benchmarks.md, "Parameter cap").
+_MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 def freeze_heap() -> None:
@@ -54,9 +59,13 @@ def freeze_heap() -> None:
 def clear_backend_caches() -> None:
     """Release per-model state held by keras and the backend after a trial.
 
-    Runs a full ``gc.collect()`` (inside ``clear_session``), cheap once `freeze_heap` ran.
+    Runs a full ``gc.collect()`` (inside ``clear_session``), cheap once `freeze_heap` ran,
+    then hands the freed heap back to the system, so a worker's memory falls back after a
+    large trial, failed or not.
     """
     keras.backend.clear_session(free_memory=True)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
     if BACKEND == "jax":  # pragma: no cover - jax not installed in CI
         import jax
 
