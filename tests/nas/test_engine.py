@@ -46,6 +46,7 @@ def test_random_search_on_digits_learns(
     assert result.best is not None
     assert result.best.score is not None and result.best.score > 0.8
     assert result.best.score == max(t.score for t in result.trials if t.score is not None)
+    assert result.best.best_epoch is not None
     best_epoch_metrics = result.best.history[result.best.best_epoch - 1]
     assert best_epoch_metrics["val_accuracy"] == result.best.score
     # Reporter saw every trial, every epoch, in order.
@@ -96,6 +97,7 @@ def test_max_trials_is_exact_and_artifacts_are_written(tmp_path: Path) -> None:
     # The saved best model is the best trial's own model, usable for prediction.
     data = load_dataset("iris")
     model = load_best_model(tmp_path)
+    assert result.best is not None
     assert model.count_params() == result.best.params_count
     raw_rows = (data.x_val * data.x_std + data.x_mean).tolist()
     predicted = predict(tmp_path, raw_rows)
@@ -246,4 +248,5 @@ def test_early_stopping_cuts_training(tmp_path: Path) -> None:
     result = run_search(spec, artifacts_dir=tmp_path)
     for trial in result.trials:
         assert trial.epochs_run < 60
+        assert trial.best_epoch is not None
         assert trial.epochs_run - trial.best_epoch == 1  # stopped right after patience ran out
