@@ -49,6 +49,18 @@ class Settings(BaseSettings):
         alias="CEREBROS_MAX_QUEUED_RUNS_PER_OWNER",
         description="Queued + running runs one owner may have; POST /runs beyond it is a 429.",
     )
+    max_streams_per_owner: int = Field(
+        default=20,
+        ge=1,
+        alias="CEREBROS_MAX_STREAMS_PER_OWNER",
+        description="Open SSE streams one token owner may have per API process; beyond: 429.",
+    )
+    stream_auth_recheck_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        alias="CEREBROS_STREAM_AUTH_RECHECK_SECONDS",
+        description="Seconds between re-checks of open streams' tokens (revoked: stream ends).",
+    )
     job_max_attempts: int = Field(default=5, alias="CEREBROS_JOB_MAX_ATTEMPTS")
     job_retry_wait_seconds: float = Field(default=2.0, alias="CEREBROS_JOB_RETRY_WAIT_SECONDS")
     stalled_after_seconds: float = Field(default=30.0, alias="CEREBROS_STALLED_AFTER_SECONDS")

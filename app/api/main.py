@@ -29,7 +29,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database_url = resolve_database_url(settings)
         engine = create_engine(database_url)
         sessions = create_session_factory(engine)
-        hub = EventHub.for_database(database_url, sessions)
+        hub = EventHub.for_database(
+            database_url,
+            sessions,
+            revoked_tokens=events.token_revocations(sessions) if settings.auth_enabled else None,
+            auth_recheck_s=settings.stream_auth_recheck_seconds,
+        )
         app.state.cerebros = ApiState(
             settings=settings,
             database_url=database_url,

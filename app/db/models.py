@@ -18,10 +18,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    cast,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 from app.db.base import Base
 
@@ -104,15 +106,45 @@ class Trial(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class _Xid8Type(UserDefinedType[str]):
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "XID8"
+
+
+class Xid8(TypeDecorator[int]):
+    """A 64-bit transaction id (xid8): an int in Python, text on the wire (psycopg has no
+    xid8 loader), cast where it is bound so comparisons stay typed in SQL."""
+
+    impl = _Xid8Type
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> int | None:
+        return None if value is None else int(value)
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return cast(bindvalue, self)
+
+
 class RunEvent(Base):
     __tablename__ = "run_events"
     __table_args__ = (
         # Publishing the same logical event twice (a retried step) must not duplicate it.
         UniqueConstraint("run_id", "dedup_key", name="uq_run_events_run_id_dedup_key"),
         Index("ix_run_events_run_id_id", "run_id", "id"),
+        # Stream order (migration 0005): (xid, id), globally and per run.
+        Index("ix_run_events_xid_id", "xid", "id"),
+        Index("ix_run_events_run_id_xid_id", "run_id", "xid", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # The writing transaction: streams deliver in (xid, id) order, an event only once every
+    # older transaction has ended (app/events/hub.py).
+    xid: Mapped[int] = mapped_column(Xid8, server_default=func.pg_current_xact_id())
     run_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("runs.id", ondelete="CASCADE")
     )

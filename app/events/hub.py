@@ -1,103 +1,181 @@
 """The LISTEN fan-out: one Postgres connection per process, any number of subscribers.
 
-`EventHub` holds one autocommit psycopg connection that runs `LISTEN cerebros_events`. Each
-notification (`{id, run_id, name}` from the run_events trigger) is matched against the
-subscriptions; when at least one wants it, the hub loads the full row once through the normal
-connection pool and hands it to every interested subscriber's bounded queue.
+Stream order is (xid, id): the writing transaction's id, then the event id. Event ids come
+from a sequence, so two writers can commit id n after n + 1; a transaction's xid is taken
+when it first writes, and an event is *released* only once every transaction with a smaller
+xid has ended (`xid < pg_snapshot_xmin`). Released events form a prefix of the order that
+only grows, so a position (xid, id) is a cursor nothing can later slip in front of.
 
-Subscribers never block the hub: one whose queue is full is emptied and given a `RESYNC`
-marker, meaning "you missed events: catch up from the database after your last id". The same
-marker goes to everyone after the LISTEN connection was lost and re-established, because
-notifications sent while it was down are gone.
+`EventHub` LISTENs on one autocommit psycopg connection. A notification only wakes it: it
+reads the released events after its own cursor, once for all subscribers (paged, through the
+normal pool), and hands each to every interested subscriber's bounded queue. When committed
+events wait behind an older transaction (which may end without notifying), it re-reads every
+`recheck_s` until they are released. A lost LISTEN connection costs nothing but a re-read.
+
+The hub also knows when a followed run is over (the `runs_notify_final` trigger, migration
+0005) and whether a stream's token was revoked (checked in one batch every
+`auth_recheck_s`): streams need no database query of their own while idle.
+
+Subscribers never block the hub: one whose queue is full is emptied and given `RESYNC`,
+meaning "you missed events: catch up from the database after your last position".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Final
 
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import FINAL_STATUSES
+from app.db.models import RunEvent
 from app.db.urls import libpq_url
-from app.events.names import EVENTS_CHANNEL, RUN_CANCELLED, TERMINAL_EVENTS
-from app.events.patterns import compile_pattern
+from app.events.names import EVENTS_CHANNEL
+from app.events.patterns import GlobPattern, compile_pattern
 from app.runs import repository
+from app.runs.repository import EventPosition, FinalRuns
 from app.schemas.runs import EventOut
 
 log = logging.getLogger(__name__)
 
 HUB_APPLICATION_NAME: Final = "cerebros-event-hub"
+RUNS_CHANNEL: Final = "cerebros_runs"  # a run's row turned final (migration 0005)
 
 
-class Resync:
-    """Marker put in a subscriber's queue: events may have been missed, re-read the database."""
+class Marker:
+    """A control item in a subscriber's queue (compared by identity)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def __repr__(self) -> str:
-        return "RESYNC"
+        return self.name
 
 
-RESYNC: Final = Resync()
-
-
-@dataclass(frozen=True)
-class Notice:
-    """What the NOTIFY payload says about a new event."""
-
-    id: int
-    run_id: uuid.UUID
-    name: str
-
-    @classmethod
-    def parse(cls, payload: str) -> Notice:
-        data = json.loads(payload)
-        return cls(id=int(data["id"]), run_id=uuid.UUID(data["run_id"]), name=str(data["name"]))
+RESYNC: Final = Marker("RESYNC")  # events may have been missed: re-read the database
+RUN_ENDED: Final = Marker("RUN_ENDED")  # the run is final and all its events were offered
+REVOKED: Final = Marker("REVOKED")  # the stream's token was revoked
 
 
 @dataclass(frozen=True)
 class HubEvent:
-    """A full event as subscribers receive it, with the owner of its run."""
+    """A released event as subscribers receive it: with its run's owner, its stream position
+    and its JSON, encoded once for every subscriber."""
 
     event: EventOut
     owner: str
+    xid: int
+    json: str
+
+    @classmethod
+    def from_row(cls, row: RunEvent, owner: str) -> HubEvent:
+        event = EventOut.model_validate(row, from_attributes=True)
+        return cls(event, owner, row.xid, event.model_dump_json())
+
+    @property
+    def position(self) -> EventPosition:
+        return EventPosition(self.xid, self.event.id)
+
+
+Item = HubEvent | Marker
+
+
+@dataclass(frozen=True)
+class HubPage:
+    """`repository.EventPage` with its rows turned into `HubEvent`s."""
+
+    events: list[HubEvent]
+    horizon: int
+    full: bool
+    held_back: bool
+
+
+class EventStore:
+    """The hub's and the streams' reads, each in a short session of the normal pool."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def page(
+        self,
+        after: EventPosition,
+        *,
+        limit: int,
+        run_id: uuid.UUID | None = None,
+        owner: str | None = None,
+    ) -> HubPage:
+        async with self.sessions() as session:
+            page = await repository.released_events(
+                session, after=after, limit=limit, run_id=run_id, owner=owner
+            )
+        events = [HubEvent.from_row(row, run_owner) for row, run_owner in page.rows]
+        return HubPage(events, page.horizon, page.full, page.held_back)
+
+    async def frontier(self) -> tuple[EventPosition, bool]:
+        async with self.sessions() as session:
+            return await repository.released_frontier(session)
+
+    async def position_of(self, event_id: int) -> EventPosition:
+        async with self.sessions() as session:
+            return await repository.event_position(session, event_id)
+
+    async def final_runs(self, run_ids: Collection[uuid.UUID]) -> FinalRuns:
+        async with self.sessions() as session:
+            return await repository.final_runs(session, run_ids)
+
+
+# Given the token ids of open streams, the ones revoked (or deleted) since.
+RevokedTokens = Callable[[frozenset[str]], Awaitable[frozenset[str]]]
 
 
 @dataclass(eq=False)
 class Subscription:
-    """One subscriber: its filter and its bounded queue. Iterate it to receive items.
+    """One subscriber: its filter and its bounded queue.
 
     `pattern` filters event names (glob; None: all), `run_id` one run, `owner` one owner's
-    runs (None: any). Items are `HubEvent`s in id order, or `RESYNC`.
+    runs (None: any), `token_id` the token to watch for revocation. Items are `HubEvent`s in
+    stream order, or markers. `run_ended` and `revoked` stay set even when an overflow drops
+    the marker that announced them. `hub_position` is the hub's cursor when it subscribed:
+    every released event after it will be offered (None: the hub has no cursor yet).
     """
 
     pattern: str | None = None
     run_id: uuid.UUID | None = None
     owner: str | None = None
+    token_id: str | None = None
     max_queue: int = 1000
-    queue: asyncio.Queue[HubEvent | Resync] = field(init=False)
+    hub_position: EventPosition | None = None
+    queue: asyncio.Queue[Item] = field(init=False)
+    matcher: GlobPattern | None = field(init=False)
     overflows: int = field(default=0, init=False)
+    run_ended: bool = field(default=False, init=False)
+    revoked: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.max_queue)
-        if self.pattern is not None:
-            compile_pattern(self.pattern)  # ValueError now, not at the first event
+        # ValueError now, not at the first event.
+        self.matcher = compile_pattern(self.pattern) if self.pattern is not None else None
 
-    def wants(self, notice: Notice) -> bool:
-        if self.run_id is not None and notice.run_id != self.run_id:
+    def wants_name(self, name: str) -> bool:
+        return self.matcher is None or self.matcher.match(name)
+
+    def wants(self, item: HubEvent) -> bool:
+        if self.run_id is not None and item.event.run_id != self.run_id:
             return False
-        return self.pattern is None or compile_pattern(self.pattern).match(notice.name) is not None
+        if self.owner is not None and item.owner != self.owner:
+            return False
+        return self.wants_name(item.event.name)
 
-    def offer(self, item: HubEvent | Resync) -> None:
+    def offer(self, item: Item) -> None:
         """Queue `item` without ever waiting; on overflow, drop the backlog and ask to resync."""
-        if isinstance(item, HubEvent) and self.owner is not None and item.owner != self.owner:
-            return
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -106,36 +184,38 @@ class Subscription:
                 self.queue.get_nowait()
             self.queue.put_nowait(RESYNC)
 
-    async def get(self, timeout: float | None = None) -> HubEvent | Resync | None:
+    def end_run(self) -> None:
+        self.run_ended = True
+        self.offer(RUN_ENDED)
+
+    def revoke(self) -> None:
+        self.revoked = True
+        self.offer(REVOKED)
+
+    async def get(self, timeout: float | None = None) -> Item | None:
         """The next item, or None after `timeout` seconds without one."""
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
         except TimeoutError:
             return None
 
-    def __aiter__(self) -> AsyncIterator[HubEvent | Resync]:
-        return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[HubEvent | Resync]:
-        while True:
-            yield await self.queue.get()
+class StreamSlots:
+    """Open streams per owner in this process, against a per-owner limit."""
 
+    def __init__(self) -> None:
+        self.open: Counter[str] = Counter()
 
-EventLoader = Callable[[list[int]], Awaitable[list[HubEvent]]]
+    def take(self, owner: str, limit: int) -> bool:
+        if self.open[owner] >= limit:
+            return False
+        self.open[owner] += 1
+        return True
 
-
-def database_loader(sessions: async_sessionmaker[AsyncSession]) -> EventLoader:
-    """Load events by id through the normal pool (one short query per batch)."""
-
-    async def load(ids: list[int]) -> list[HubEvent]:
-        async with sessions() as session:
-            rows = await repository.events_by_ids(session, ids)
-        return [
-            HubEvent(EventOut.model_validate(event, from_attributes=True), owner)
-            for event, owner in rows
-        ]
-
-    return load
+    def give_back(self, owner: str) -> None:
+        self.open[owner] -= 1
+        if self.open[owner] <= 0:
+            del self.open[owner]
 
 
 class EventHub:
@@ -144,29 +224,52 @@ class EventHub:
     def __init__(
         self,
         database_url: str,
-        load_events: EventLoader,
+        store: EventStore,
         *,
+        revoked_tokens: RevokedTokens | None = None,
+        auth_recheck_s: float = 10.0,
+        recheck_s: float = 0.075,
         min_backoff_s: float = 0.2,
         max_backoff_s: float = 5.0,
-        batch_size: int = 500,
+        page_size: int = 500,
     ) -> None:
         self.conninfo = libpq_url(database_url)
-        self.load_events = load_events
+        self.store = store
+        self.revoked_tokens = revoked_tokens
+        self.auth_recheck_s = auth_recheck_s
+        self.recheck_s = recheck_s
         self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
-        self.batch_size = batch_size
+        self.page_size = page_size
         self.subscribers: set[Subscription] = set()
+        self.streams = StreamSlots()
         self.connected = asyncio.Event()
         self.reconnects = 0
-        self._notices: asyncio.Queue[Notice] = asyncio.Queue()
+        self.cursor: EventPosition | None = None  # every released event up to it was offered
+        self._by_run: dict[uuid.UUID, set[Subscription]] = {}
+        self._all_runs: set[Subscription] = set()
+        self._pending_ends: dict[uuid.UUID, int] = {}  # run -> horizon that releases its end
+        self._held_back = False
+        self._check_runs = False
+        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     def for_database(
-        cls, database_url: str, sessions: async_sessionmaker[AsyncSession]
+        cls,
+        database_url: str,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        revoked_tokens: RevokedTokens | None = None,
+        auth_recheck_s: float = 10.0,
     ) -> EventHub:
-        """A hub that loads events through `sessions` (the process's normal pool)."""
-        return cls(database_url, database_loader(sessions))
+        """A hub that reads events through `sessions` (the process's normal pool)."""
+        return cls(
+            database_url,
+            EventStore(sessions),
+            revoked_tokens=revoked_tokens,
+            auth_recheck_s=auth_recheck_s,
+        )
 
     async def start(self) -> None:
         """Start listening (returns once the first LISTEN is in place, or after 10 s)."""
@@ -193,19 +296,44 @@ class EventHub:
         *,
         run_id: uuid.UUID | None = None,
         owner: str | None = None,
+        token_id: str | None = None,
         max_queue: int = 1000,
     ) -> AsyncIterator[Subscription]:
-        """Receive matching events from now on, until the block exits.
+        """Receive matching events released after `hub_position`, until the block exits.
 
-        Subscribe *before* reading history from the database, then skip ids already seen:
-        that way nothing committed in between is lost.
+        Subscribe *before* reading history from the database, then skip positions already
+        seen: that way nothing released in between is lost.
         """
-        sub = Subscription(pattern=pattern, run_id=run_id, owner=owner, max_queue=max_queue)
+        sub = Subscription(
+            pattern=pattern,
+            run_id=run_id,
+            owner=owner,
+            token_id=token_id,
+            max_queue=max_queue,
+            hub_position=self.cursor,
+        )
         self.subscribers.add(sub)
+        if run_id is None:
+            self._all_runs.add(sub)
+        else:
+            self._by_run.setdefault(run_id, set()).add(sub)
         try:
             yield sub
         finally:
             self.subscribers.discard(sub)
+            self._all_runs.discard(sub)
+            if run_id is not None:
+                followers = self._by_run.get(run_id, set())
+                followers.discard(sub)
+                if not followers:
+                    self._by_run.pop(run_id, None)
+                    self._pending_ends.pop(run_id, None)
+
+    def expect_end(self, run_id: uuid.UUID, settled_at: int) -> None:
+        """The run is final and its events all have xid < `settled_at`: once released,
+        give its subscribers `RUN_ENDED` (after its last events)."""
+        self._pending_ends[run_id] = max(settled_at, self._pending_ends.get(run_id, 0))
+        self._wake.set()
 
     # --- internals -------------------------------------------------------------------------
 
@@ -217,13 +345,17 @@ class EventHub:
                     self.conninfo, autocommit=True, application_name=HUB_APPLICATION_NAME
                 ) as conn:
                     await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    await conn.execute(f"LISTEN {RUNS_CHANNEL}")
                     if self.reconnects:
-                        # Notifications sent while we were away are lost: everyone re-reads.
-                        self._broadcast(RESYNC)
+                        # Runs may have ended while nobody listened; events are re-read anyway.
+                        self._check_runs = True
                     self.connected.set()
+                    self._wake.set()
                     backoff = self.min_backoff_s
                     async for notify in conn.notifies():
-                        self._on_notify(notify.payload)
+                        if notify.channel == RUNS_CHANNEL:
+                            self._on_run_final(notify.payload)
+                        self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -233,151 +365,86 @@ class EventHub:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
-    def _on_notify(self, payload: str) -> None:
+    def _on_run_final(self, payload: str) -> None:
         try:
-            notice = Notice.parse(payload)
+            data = json.loads(payload)
+            run_id, xid = uuid.UUID(data["run_id"]), int(data["xid"])
         except (ValueError, KeyError, TypeError):
-            log.warning("ignoring malformed event notification %r", payload)
+            log.warning("ignoring malformed run notification %r", payload)
             return
-        self._notices.put_nowait(notice)
+        if run_id in self._by_run:
+            # Every event of the run was written by its final transaction or before it.
+            self.expect_end(run_id, xid + 1)
 
     async def _dispatch_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_auth_check = loop.time() + self.auth_recheck_s
+        backoff = self.min_backoff_s
+        retry = False
         while True:
-            batch = [await self._notices.get()]
-            while len(batch) < self.batch_size and not self._notices.empty():
-                batch.append(self._notices.get_nowait())
-            await self._dispatch(batch)
+            eager = retry or self._held_back or self._pending_ends or self.cursor is None
+            delay = backoff if retry else self.recheck_s if eager else None
+            until_auth = max(0.0, next_auth_check - loop.time())
+            timeout = until_auth if delay is None else min(delay, until_auth)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            try:
+                await self._read()
+            except Exception as exc:
+                if retry:
+                    backoff = min(backoff * 2, self.max_backoff_s)
+                else:
+                    log.warning("event hub could not read events (%s); retrying", exc)
+                retry = True
+            else:
+                retry, backoff = False, self.min_backoff_s
+            if loop.time() >= next_auth_check:
+                await self._check_tokens()
+                next_auth_check = loop.time() + self.auth_recheck_s
 
-    async def _dispatch(self, batch: list[Notice]) -> None:
-        interested: dict[int, list[Subscription]] = {}
-        for notice in batch:
-            subs = [s for s in self.subscribers if s.wants(notice)]
-            if subs:
-                interested[notice.id] = subs
-        if not interested:
+    async def _read(self) -> None:
+        """Offer everything released since the cursor; then the ends of followed runs."""
+        if self._check_runs and self._by_run:
+            ended = await self.store.final_runs(list(self._by_run))
+            for run_id in ended.run_ids:
+                self.expect_end(run_id, ended.settled_at)
+        self._check_runs = False
+        if self.cursor is None or not self.subscribers:
+            # Nobody to serve (or no cursor yet): only keep the cursor current, cheaply.
+            self.cursor, self._held_back = await self.store.frontier()
+            for sub in list(self.subscribers):
+                sub.offer(RESYNC)  # subscribed meanwhile, against an older cursor
+            return
+        while True:
+            page = await self.store.page(self.cursor, limit=self.page_size)
+            for item in page.events:
+                for sub in self._interested(item):
+                    sub.offer(item)
+            if page.events:
+                self.cursor = page.events[-1].position
+            if not page.full:
+                break
+        self._held_back = page.held_back
+        for run_id, settled_at in list(self._pending_ends.items()):
+            if settled_at <= page.horizon:
+                del self._pending_ends[run_id]
+                for sub in self._by_run.get(run_id, ()):
+                    sub.end_run()
+
+    def _interested(self, item: HubEvent) -> list[Subscription]:
+        candidates = itertools.chain(self._by_run.get(item.event.run_id, ()), self._all_runs)
+        return [sub for sub in candidates if sub.wants(item)]
+
+    async def _check_tokens(self) -> None:
+        token_ids = frozenset(s.token_id for s in self.subscribers if s.token_id is not None)
+        if self.revoked_tokens is None or not token_ids:
             return
         try:
-            events = await self.load_events(sorted(interested))
+            revoked = await self.revoked_tokens(token_ids)
         except Exception as exc:
-            log.warning("event hub could not load %d events (%s)", len(interested), exc)
-            for sub in {s for subs in interested.values() for s in subs}:
-                sub.offer(RESYNC)
+            log.warning("event hub could not check stream tokens (%s)", exc)
             return
-        for item in events:
-            for sub in interested.get(item.event.id, ()):
-                if sub in self.subscribers:
-                    sub.offer(item)
-
-    def _broadcast(self, item: Resync) -> None:
         for sub in list(self.subscribers):
-            sub.offer(item)
-
-
-class _Follower:
-    """State of one `follow_events` call: the last id sent and whether the end was seen."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        run_id: uuid.UUID | None,
-        owner: str | None,
-        pattern: str | None,
-        after: int,
-    ) -> None:
-        self.sessions = sessions
-        self.run_id = run_id
-        self.owner = owner
-        self.pattern = pattern
-        self.last = after
-        self.ended = False
-
-    def wanted(self, event: EventOut) -> bool:
-        return self.pattern is None or compile_pattern(self.pattern).match(event.name) is not None
-
-    def accept(self, event: EventOut) -> bool:
-        """Advance past `event`; True when it should be sent."""
-        if event.id <= self.last:
-            return False  # already sent (history and live overlap)
-        self.last = event.id
-        if self.run_id is not None and event.name in TERMINAL_EVENTS:
-            self.ended = True
-        return self.wanted(event)
-
-    async def run_is_final(self) -> bool:
-        if self.run_id is None:
-            return False
-        async with self.sessions() as session:
-            status = await repository.get_run_status(session, self.run_id)
-        return status is None or status in FINAL_STATUSES
-
-    async def catch_up(self, page: int = 1000) -> AsyncIterator[EventOut]:
-        """Everything committed after `last`, from the database, page by page."""
-        while True:
-            async with self.sessions() as session:
-                rows = await repository.events_after(
-                    session, after=self.last, limit=page, run_id=self.run_id, owner=self.owner
-                )
-            for row in rows:
-                event = EventOut.model_validate(row, from_attributes=True)
-                if self.accept(event):
-                    yield event
-            if len(rows) < page:
-                return
-
-
-async def follow_events(
-    hub: EventHub,
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    run_id: uuid.UUID | None = None,
-    owner: str | None = None,
-    pattern: str | None = None,
-    after: int | None = None,
-    idle_check_s: float = 10.0,
-    settle_s: float = 0.5,
-) -> AsyncIterator[EventOut]:
-    """Events after `after` (history from the database), then live ones, in id order.
-
-    With `run_id`: the whole history when `after` is None, and the iteration ends once the
-    run is over: its row is final and everything committed was sent. A run that ends while
-    followed is given `settle_s` of quiet for the pipeline's trailing step events (the run's
-    terminal event is published a step before the row becomes final). Without `run_id`:
-    every run's events (optionally one owner's), from now on unless `after` is given; it
-    never ends by itself.
-    """
-    # Run streams filter names here (they must see the terminal event whatever the pattern).
-    hub_pattern = pattern if run_id is None else None
-    async with hub.subscribe(hub_pattern, run_id=run_id, owner=owner) as sub:
-        if after is None and run_id is None:
-            async with sessions() as session:
-                after = await repository.last_event_id(session)
-        follower = _Follower(sessions, run_id, owner, pattern, after or 0)
-        first = True
-        while True:
-            # A final row means the run is over: read what is committed, then stop.
-            final = await follower.run_is_final()
-            async for event in follower.catch_up():
-                yield event
-            if final and first:
-                return
-            first = False
-            wait = settle_s if final or follower.ended else idle_check_s
-            item = await _next_live(sub, follower, wait)
-            if item is None and final:
-                return  # quiet after the end: nothing trails any more
-            while isinstance(item, HubEvent):
-                if follower.accept(item.event):
-                    yield item.event
-                if run_id is not None and (follower.ended or item.event.name == RUN_CANCELLED):
-                    break  # perhaps the end of the run: check the row
-                item = await _next_live(sub, follower, wait)
-
-
-async def _next_live(
-    sub: Subscription, follower: _Follower, idle_check_s: float
-) -> HubEvent | Resync | None:
-    """Next live item; None after a quiet spell (run streams then re-check the run)."""
-    while True:
-        item = await sub.get(timeout=idle_check_s)
-        if item is not None or follower.run_id is not None:
-            return item
+            if sub.token_id in revoked and not sub.revoked:
+                sub.revoke()

@@ -2,36 +2,54 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
-from app.api.deps import OwnerDep, StateDep
-from app.errors import InvalidInput, NotFound
-from app.events.hub import follow_events
+from app.api.deps import OwnerDep, PrincipalDep, StateDep
+from app.api.problems import problem_response
+from app.api.state import ApiState
+from app.auth.tokens import Principal, TokenNotFound, find_token
+from app.errors import InvalidInput, NotFound, Unauthorized
+from app.events.follower import follow_events
+from app.events.hub import HubEvent, RevokedTokens
 from app.events.patterns import compile_pattern
+from app.queue.retry import is_transient
 from app.runs import repository
 from app.schemas.problems import Problem
-from app.schemas.runs import EventOut
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["events"])
 
 PING_SECONDS = 15
 SEND_TIMEOUT_SECONDS = 30  # a client that does not read for this long is dropped
-END_EVENT = "stream.end"  # control event (no id): the stream is complete, do not reconnect
+END_EVENT: Final = "stream.end"  # control event (no id): complete, do not reconnect
+RECONNECT_EVENT: Final = "stream.reconnect"  # control event (no id): reconnect, Last-Event-ID
+RECONNECT_AFTER_MS = 2000
+STREAM_RETRY_AFTER_SECONDS = 5  # Retry-After of the 429 for too many open streams
+MAX_EVENT_ID: Final = 2**63 - 1  # event ids are bigint
 
 PROBLEMS: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "description": "No such run"},
     422: {"model": Problem, "description": "Invalid pattern, after or Last-Event-ID"},
+    429: {"model": Problem, "description": "The owner has too many open streams"},
 }
 STREAM_RESPONSE: dict[int | str, dict[str, object]] = {
     200: {
         "content": {"text/event-stream": {}},
         "description": "SSE: `id:` event id, `event:` event name, `data:` the event as JSON; "
-        f"a final `{END_EVENT}` event (no id) when the stream is complete.",
+        f"a final `{END_EVENT}` event (no id) when the stream is complete (`reason`: "
+        f"`complete` or `token_revoked`), or `{RECONNECT_EVENT}` (no id) when the server "
+        "could not go on: reconnect with `Last-Event-ID`.",
     }
 }
 
@@ -40,7 +58,7 @@ PatternQuery = Annotated[
     Query(max_length=200, description="Glob over event names: `*` one segment, `**` any."),
 ]
 AfterQuery = Annotated[
-    int | None, Query(ge=0, le=2**63 - 1, description="Send events with id > after.")
+    int | None, Query(ge=0, le=MAX_EVENT_ID, description="Send events after this event id.")
 ]
 LastEventIdHeader = Annotated[
     str | None, Header(alias="Last-Event-ID", max_length=20, pattern=r"^[0-9]*$")
@@ -61,24 +79,91 @@ def resume_point(after: int | None, last_event_id: str | None) -> int | None:
     """Where to resume: the Last-Event-ID header (set by reconnecting clients) wins."""
     if last_event_id is None or last_event_id == "":
         return after
-    if not last_event_id.isdigit():
+    if not last_event_id.isdigit() or int(last_event_id) > MAX_EVENT_ID:
         raise InvalidInput("Last-Event-ID must be an event id", field="Last-Event-ID")
     return int(last_event_id)
 
 
-async def as_sse(events: AsyncIterator[EventOut]) -> AsyncIterator[ServerSentEvent]:
-    async for event in events:
-        yield ServerSentEvent(data=event.model_dump_json(), id=str(event.id), event=event.name)
-    yield ServerSentEvent(data='{"reason": "complete"}', event=END_EVENT)
+def _control(name: str, **data: object) -> ServerSentEvent:
+    return ServerSentEvent(data=json.dumps(data), event=name)
 
 
-def sse_response(events: AsyncIterator[EventOut]) -> EventSourceResponse:
-    return EventSourceResponse(
-        as_sse(events),
-        ping=PING_SECONDS,
-        send_timeout=SEND_TIMEOUT_SECONDS,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+async def as_sse(events: AsyncIterator[HubEvent]) -> AsyncIterator[ServerSentEvent]:
+    """Encode the events, then one control event saying how the stream ended.
+
+    A failure mid-stream (the database went away, the pool is exhausted) ends the stream
+    with `stream.reconnect`: the client resumes with Last-Event-ID and misses nothing.
+    """
+    try:
+        async for item in events:
+            yield ServerSentEvent(data=item.json, id=str(item.event.id), event=item.event.name)
+    except Unauthorized:
+        yield _control(END_EVENT, reason="token_revoked")
+        return
+    except Exception as exc:
+        if is_transient(exc):
+            reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+            log.warning("event stream interrupted: %s: %s", type(exc).__name__, reason)
+        else:
+            log.exception("event stream failed")
+        yield _control(RECONNECT_EVENT, reason="server_error", retry_ms=RECONNECT_AFTER_MS)
+        return
+    yield _control(END_EVENT, reason="complete")
+
+
+class StreamResponse(EventSourceResponse):
+    """An SSE response that calls `on_close` however it ends (also if never iterated)."""
+
+    def __init__(self, content: AsyncIterator[ServerSentEvent], on_close: Callable[[], None]):
+        super().__init__(
+            content,
+            ping=PING_SECONDS,
+            send_timeout=SEND_TIMEOUT_SECONDS,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
+def open_stream(
+    state: ApiState, principal: Principal, events: AsyncIterator[HubEvent]
+) -> StreamResponse | JSONResponse:
+    """The SSE response, or a 429 when the owner already has as many streams as allowed."""
+    slots, limit = state.hub.streams, state.settings.max_streams_per_owner
+    if not state.settings.auth_enabled:
+        return StreamResponse(as_sse(events), on_close=lambda: None)
+    if not slots.take(principal.owner, limit):
+        return problem_response(
+            429,
+            "Too many streams",
+            f"at most {limit} open event streams per owner (CEREBROS_MAX_STREAMS_PER_OWNER)",
+            headers={"Retry-After": str(STREAM_RETRY_AFTER_SECONDS)},
+        )
+    return StreamResponse(as_sse(events), on_close=lambda: slots.give_back(principal.owner))
+
+
+def token_revocations(sessions: async_sessionmaker[AsyncSession]) -> RevokedTokens:
+    """The hub's batch check of open streams' tokens: which are revoked or gone."""
+
+    async def revoked(token_ids: frozenset[str]) -> frozenset[str]:
+        gone: set[str] = set()
+        async with sessions() as session:
+            for token_id in token_ids:
+                try:
+                    token = await find_token(session, token_id)
+                except TokenNotFound:
+                    gone.add(token_id)
+                    continue
+                if token.revoked_at is not None:
+                    gone.add(token_id)
+        return frozenset(gone)
+
+    return revoked
 
 
 @router.get(
@@ -90,10 +175,11 @@ async def stream_run_events(
     run_id: uuid.UUID,
     state: StateDep,
     owner: OwnerDep,
+    principal: PrincipalDep,
     pattern: PatternQuery = None,
     after: AfterQuery = None,
     last_event_id: LastEventIdHeader = None,
-) -> EventSourceResponse:
+) -> Response:
     """The run's events (history, then live); the stream ends when the run is over.
 
     Reconnect with `Last-Event-ID` (or `after`) to resume with no gap and no duplicate.
@@ -103,27 +189,30 @@ async def stream_run_events(
     async with state.sessions() as session:
         if await repository.get_run(session, run_id, owner) is None:
             raise NotFound(f"run {run_id} not found")
-    return sse_response(
-        follow_events(state.hub, state.sessions, run_id=run_id, pattern=pattern, after=start)
+    events = follow_events(
+        state.hub, run_id=run_id, pattern=pattern, after=start, token_id=principal.token_id
     )
+    return open_stream(state, principal, events)
 
 
 @router.get(
     "/events/stream",
     response_class=EventSourceResponse,
-    responses={**STREAM_RESPONSE, 422: PROBLEMS[422]},
+    responses={**STREAM_RESPONSE, 422: PROBLEMS[422], 429: PROBLEMS[429]},
 )
 async def stream_all_events(
     state: StateDep,
     owner: OwnerDep,
+    principal: PrincipalDep,
     pattern: PatternQuery = None,
     after: AfterQuery = None,
     last_event_id: LastEventIdHeader = None,
-) -> EventSourceResponse:
+) -> Response:
     """Live events of all runs (e.g. `pattern=cerebros.nas.run.*`), from now or `after`."""
     pattern = checked_pattern(pattern)
     start = resume_point(after, last_event_id)
     # Non-admins see only their own runs' events (owner None: an admin sees every run's).
-    return sse_response(
-        follow_events(state.hub, state.sessions, owner=owner, pattern=pattern, after=start)
+    events = follow_events(
+        state.hub, owner=owner, pattern=pattern, after=start, token_id=principal.token_id
     )
+    return open_stream(state, principal, events)

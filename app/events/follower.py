@@ -1,0 +1,117 @@
+"""One event stream: history from the database, then the hub's live events, in stream order.
+
+A stream keeps its position (xid, id) and skips anything at or before it, so history and live
+events that overlap are sent once. It reads the database when it starts, after a `RESYNC`
+(its queue overflowed), and not while idle: the hub tells it when its run ended or its token
+was revoked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Final
+
+from app.errors import Unauthorized
+from app.events.hub import RESYNC, REVOKED, RUN_ENDED, EventHub, HubEvent, Subscription
+from app.runs.repository import STREAM_START
+
+PAGE_SIZE: Final = 1000
+
+
+class _Follower:
+    """The position of one stream and its reads of the database."""
+
+    def __init__(
+        self, hub: EventHub, sub: Subscription, run_id: uuid.UUID | None, owner: str | None
+    ) -> None:
+        self.hub = hub
+        self.sub = sub
+        self.run_id = run_id
+        self.owner = owner
+        self.position = STREAM_START
+        self.horizon = 0  # of the last catch-up: transactions below it had all ended
+
+    def accept(self, item: HubEvent) -> bool:
+        """Advance past `item`; True when it should be sent."""
+        if item.position <= self.position:
+            return False  # already sent (history and live overlap)
+        self.position = item.position
+        return self.sub.wants_name(item.event.name)
+
+    async def start_at(self, after: int | None) -> bool:
+        """Set the starting position; True when the hub alone will bring what follows."""
+        if after is not None:
+            self.position = await self.hub.store.position_of(after)
+        elif self.run_id is None:
+            if self.sub.hub_position is not None:
+                self.position = self.sub.hub_position
+                return True  # "from now": the hub offers everything after its cursor
+            self.position, _ = await self.hub.store.frontier()
+        return False
+
+    async def catch_up(self) -> AsyncIterator[HubEvent]:
+        """Everything released after the position, from the database, page by page."""
+        while True:
+            page = await self.hub.store.page(
+                self.position, limit=PAGE_SIZE, run_id=self.run_id, owner=self.owner
+            )
+            self.horizon = page.horizon
+            for item in page.events:
+                if self.accept(item):
+                    yield item
+            if not page.full:
+                return
+
+
+async def follow_events(
+    hub: EventHub,
+    *,
+    run_id: uuid.UUID | None = None,
+    owner: str | None = None,
+    pattern: str | None = None,
+    after: int | None = None,
+    token_id: str | None = None,
+) -> AsyncIterator[HubEvent]:
+    """Events after event id `after` (history from the database), then live ones.
+
+    The order is (xid, id) (see app/events/hub.py): the same on every connection, so a
+    stream resumed from its last event id has no gap and no duplicate. With `run_id`: the
+    whole history when `after` is None, and the iteration ends once the run is final and
+    all its events were sent. Without `run_id`: every run's events (optionally one owner's),
+    from now on unless `after` is given; it never ends by itself. Raises `Unauthorized`
+    once the hub finds `token_id` revoked.
+    """
+    async with hub.subscribe(pattern, run_id=run_id, owner=owner, token_id=token_id) as sub:
+        follower = _Follower(hub, sub, run_id, owner)
+        settled_at: int | None = None
+        if run_id is not None:
+            ended = await hub.store.final_runs([run_id])
+            if run_id in ended.run_ids:
+                settled_at = ended.settled_at
+        read_history = not await follower.start_at(after)
+        while True:
+            if sub.revoked:
+                raise Unauthorized("the bearer token was revoked", error="invalid_token")
+            if read_history:
+                # The hub's end marker may have been dropped by an overflow; its flag stays.
+                run_ended = sub.run_ended
+                async for event in follower.catch_up():
+                    yield event
+                if run_ended:
+                    return
+                if run_id is not None and settled_at is not None:
+                    if follower.horizon >= settled_at:
+                        return  # final, and every transaction that wrote its events ended
+                    hub.expect_end(run_id, settled_at)  # some are held back: the hub tells
+                    settled_at = None
+                read_history = False
+            item = await sub.get()
+            if item is RESYNC:
+                read_history = True
+            elif item is RUN_ENDED:
+                return  # the run's last events were queued before this marker
+            elif item is REVOKED:
+                continue  # raised at the top of the loop
+            elif isinstance(item, HubEvent) and follower.accept(item):
+                yield item
