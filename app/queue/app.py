@@ -6,6 +6,7 @@ import procrastinate
 
 from app.config import Settings, get_settings
 from app.db.urls import libpq_url
+from app.queue.connector import ResilientPsycopgConnector
 from app.queue.tasks import RUN_NAS_TASK, register_tasks
 
 __all__ = ["RUN_NAS_TASK", "create_queue_app"]
@@ -14,7 +15,7 @@ __all__ = ["RUN_NAS_TASK", "create_queue_app"]
 def create_queue_app(database_url: str, settings: Settings | None = None) -> procrastinate.App:
     """An App whose connector points at `database_url`, with the service's tasks."""
     app = procrastinate.App(
-        connector=procrastinate.PsycopgConnector(conninfo=libpq_url(database_url)),
+        connector=ResilientPsycopgConnector(conninfo=libpq_url(database_url)),
     )
     register_tasks(app, settings or get_settings())
     return app

@@ -96,3 +96,33 @@ def test_api_503s_while_database_is_down_and_the_run_completes(
         )
     ]
     assert numbers == [1, 2, 3]
+
+
+def test_after_a_restart_the_worker_hears_new_jobs_again(
+    private_postgres: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The worker's LISTEN connection survives a restart (it used to die with it, leaving
+    only the 5 s poll). Polling is slowed here so that only a live LISTEN passes."""
+    url, pgdata = private_postgres
+    env = service_env(url, CEREBROS_ENGINE_ENABLED="false", CEREBROS_JOB_POLL_SECONDS="5")
+    with api_server(env, tmp_path) as base, worker_process(env, tmp_path):
+        first = httpx.post(f"{base}/runs", json=LONG_SPEC, timeout=10).json()["id"]
+        wait_final(base, first, timeout=60)  # the worker is up and idle
+        _pg_ctl(pgdata, "-m", "fast", "stop")
+        time.sleep(2)
+        start_embedded_postgres(pgdata.parent)
+        wait_for(
+            lambda: httpx.get(f"{base}/runs/{first}", timeout=10).status_code == 200,
+            timeout=30,
+            what="API recovery",
+        )
+        delays = []
+        for _ in range(5):
+            run_id = httpx.post(f"{base}/runs", json=LONG_SPEC, timeout=10).json()["id"]
+            posted = time.monotonic()
+            wait_final(base, run_id, timeout=30)
+            delays.append(time.monotonic() - posted)
+    # The first job may wait for psycopg_pool's reconnection backoff (1, 2, 4 s...); after
+    # it, each one is announced by NOTIFY and starts at once.
+    assert delays[0] < 10, delays
+    assert max(delays[1:]) < 1.5, delays
