@@ -147,6 +147,7 @@ class RunSteps:
                     should_stop=should_stop,
                     completed_trials=done,
                     data_cache_dir=self.settings.dataset_cache_dir,
+                    max_trainable_params=self.settings.max_trainable_params,
                 )
         finally:
             watch_task.cancel()

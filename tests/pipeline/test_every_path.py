@@ -169,3 +169,15 @@ async def test_a_locked_run_is_waited_for_not_skipped(
 
 async def test_a_job_for_an_unknown_run_fails(make_resources: ResourcesFactory) -> None:
     assert await run_like_the_queue(make_resources(), uuid.uuid4()) == ["failed"]
+
+
+async def test_the_parameter_cap_setting_reaches_the_engine(
+    make_resources: ResourcesFactory,
+) -> None:
+    resources = make_resources(CEREBROS_MAX_TRAINABLE_PARAMS=10)
+    run_id = await insert_run(resources.sessions)
+    assert await run_like_the_queue(resources, run_id) == ["failed"]
+    assert await assert_ended_right(resources, run_id) == "failed"
+    run = await load_run(resources.sessions, run_id)
+    assert run.error is not None and run.error["step"] == "execute_nas_run"
+    assert "CEREBROS_MAX_TRAINABLE_PARAMS" in run.error["message"]
