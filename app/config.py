@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         default=None,
         description="Postgres URL (postgresql://user:pass@host:port/db). Unset: embedded Postgres.",
     )
+    embedded_database: bool = Field(
+        default=True,
+        alias="CEREBROS_EMBEDDED_DATABASE",
+        description="Start an embedded Postgres when DATABASE_URL is unset (false in the "
+        "Docker image: a container must be given DATABASE_URL).",
+    )
     data_dir: Path = Field(default_factory=default_data_dir, alias="CEREBROS_DATA_DIR")
     artifacts_dir: Path | None = Field(default=None, alias="CEREBROS_ARTIFACTS_DIR")
     engine_enabled: bool = Field(default=True, alias="CEREBROS_ENGINE_ENABLED")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv and install the project. Torch's CPU wheel goes in first so that keras'
-# resolution reuses it instead of downloading a CUDA build.
+# Create .venv and install the project. Torch goes in first (scripts/install_torch.sh: the
+# CPU wheel unless a GPU is present) so that the project's resolution reuses it instead of
+# downloading a CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -10,5 +11,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
-python -m pip install --quiet "torch==2.13.0"
+bash scripts/install_torch.sh
 python -m pip install --quiet -e ".${EXTRAS:+[$EXTRAS]}"

@@ -12,12 +12,22 @@ from sqlalchemy.ext.asyncio import (
 from app.config import Settings
 from app.db.embedded import start_embedded_postgres
 from app.db.urls import sqlalchemy_url
+from app.errors import CerebrosError
+
+
+class NoDatabaseConfigured(CerebrosError):
+    """Neither DATABASE_URL nor the embedded database may be used."""
 
 
 def resolve_database_url(settings: Settings) -> str:
     """DATABASE_URL when set, otherwise the URL of the embedded cluster (started if needed)."""
     if settings.database_url:
         return settings.database_url
+    if not settings.embedded_database:
+        raise NoDatabaseConfigured(
+            "DATABASE_URL is not set and the embedded database is off "
+            "(CEREBROS_EMBEDDED_DATABASE=false): set DATABASE_URL=postgresql://user:pass@host/db"
+        )
     return start_embedded_postgres(settings.data_dir)
 
 
