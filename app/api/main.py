@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 
 from app.api.allow import install_allow_handler
 from app.api.deps import get_principal
+from app.api.docs import install_docs
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_problem_openapi
 from app.api.problems import install_problem_handlers
@@ -56,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Submit neural-architecture-search runs, follow them, fetch their results.",
         lifespan=lifespan,
+        # /docs is served from vendored files (app/api/docs.py); ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -69,4 +73,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             router, dependencies=[Depends(get_principal)], responses=UNAUTHORIZED_RESPONSES
         )
     install_problem_openapi(app)
+    install_docs(app)
     return app
