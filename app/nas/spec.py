@@ -13,7 +13,16 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
@@ -330,6 +339,21 @@ class DatasetOptions(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     max_samples: int | None = Field(default=None, ge=20, le=1_000_000)
 
+    def used_by(self, dataset_id: str) -> frozenset[str]:
+        """The options ``dataset_id`` reads; a stored spec keeps only these."""
+        synthetic = _SYNTHETIC_OPTIONS.get(dataset_id)
+        if synthetic is not None:
+            return synthetic
+        # The other datasets only read the subsampling, which `seed` seeds.
+        return _SUBSAMPLING_OPTIONS if self.max_samples is not None else frozenset()
+
+
+_SUBSAMPLING_OPTIONS = frozenset({"max_samples", "seed"})
+_SYNTHETIC_OPTIONS: dict[str, frozenset[str]] = {
+    "classification": frozenset(DatasetOptions.model_fields),
+    "regression": frozenset(DatasetOptions.model_fields) - {"n_classes"},
+}
+
 
 class NasSpec(BaseModel):
     """Everything one NAS run needs. The service wraps it (adding ``run_id``)."""
@@ -407,6 +431,23 @@ class NasSpec(BaseModel):
                 "dataset_options.n_classes must be <= 2 ** n_features",
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump_used_dataset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Dump only the dataset options the dataset reads, and no key when there are none.
+
+        A stored spec is what the run did: the synthetic datasets' defaults in a ``digits``
+        run's spec would say it was generated with them. The dropped options are defaults
+        or ignored, so validating the dump gives a spec that runs the same.
+        """
+        data: dict[str, Any] = handler(self)
+        options = data.pop("dataset_options", None)
+        if isinstance(options, dict):
+            used = self.dataset_options.used_by(self.dataset_id)
+            kept = {name: value for name, value in options.items() if name in used}
+            if kept:
+                data["dataset_options"] = kept
+        return data
 
     @property
     def task(self) -> Task:

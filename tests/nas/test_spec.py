@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -126,3 +127,42 @@ def test_spec_and_package_import_without_keras_or_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("data", "stored"),
+    [
+        ({"dataset_id": "digits"}, None),
+        # Options a real dataset ignores are not stored as if it had used them.
+        ({"dataset_id": "iris", "dataset_options": {"n_classes": 5, "noise": 2.0}}, None),
+        (
+            {"dataset_id": "digits", "dataset_options": {"max_samples": 500, "n_features": 3}},
+            {"max_samples": 500, "seed": 0},
+        ),
+        (
+            {"dataset_id": "classification", "dataset_options": {"n_classes": 3}},
+            {
+                "n_samples": 1000,
+                "n_features": 20,
+                "n_classes": 3,
+                "noise": 0.1,
+                "seed": 0,
+                "max_samples": None,
+            },
+        ),
+        (
+            {"dataset_id": "regression", "dataset_options": {"n_features": 4}},
+            {"n_samples": 1000, "n_features": 4, "noise": 0.1, "seed": 0, "max_samples": None},
+        ),
+    ],
+)
+def test_dump_keeps_only_the_dataset_options_the_dataset_reads(
+    data: dict[str, object], stored: dict[str, object] | None
+) -> None:
+    spec = NasSpec.model_validate(data)
+    for dumped in (spec.model_dump(mode="json"), json.loads(spec.model_dump_json())):
+        assert dumped.get("dataset_options") == stored
+        again = NasSpec.model_validate(dumped)
+        # What the dataset reads is unchanged by the round trip.
+        for name in spec.dataset_options.used_by(spec.dataset_id):
+            assert getattr(again.dataset_options, name) == getattr(spec.dataset_options, name)
