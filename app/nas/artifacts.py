@@ -3,10 +3,12 @@
 Layout (only what must be kept):
 
 * ``best_model.keras`` - the best trial's trained model (saved from its own trial when it
-  became the best so far; never retrained),
+  became the best so far; never retrained), wrapped in the run's preprocessing layers: it
+  takes raw feature rows (`app.nas.preprocessing.export_model`),
 * ``architecture.json`` - that trial's architecture plus its trial number and score,
 * ``history.csv`` - one row per (trial, epoch) with every metric, like Cerebros' oracle.csv,
-* ``preprocessing.json`` - feature/target standardisation for `predict`,
+* ``preprocessing.json`` - the task and the feature/target standardisation (the model
+  carries the same; runs saved before it did need this file to be predicted),
 * ``result.json`` - the `SearchResult` (written at the end of a search).
 """
 
@@ -21,13 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from app.nas.records import TrialRecord
+from app.nas.records import Preprocessing, TrialRecord
 
 __all__ = [
     "ArtifactStore",
+    "decode_outputs",
     "load_best_model",
+    "load_preprocessing",
+    "model_outputs",
     "predict",
+    "predict_with_model",
     "remove_artifacts",
 ]
 
@@ -51,6 +58,7 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.preprocessing: Preprocessing | None = None
 
     @property
     def best_model_path(self) -> Path:
@@ -77,9 +85,17 @@ class ArtifactStore:
             return None
 
     def save_best(self, model: Any, record: TrialRecord) -> None:
-        """Save ``model`` as the best so far, with its architecture."""
+        """Save ``model`` as the best so far, with its architecture.
+
+        What is saved is ``model`` wrapped in the run's preprocessing layers, a model of raw
+        rows, so `write_preprocessing` must have been called first.
+        """
+        from app.nas.preprocessing import export_model  # imports keras: lazily, for the API
+
+        if self.preprocessing is None:
+            raise RuntimeError("write_preprocessing must come before save_best")
         tmp = self.root / "best_model.tmp.keras"  # keras insists on the .keras suffix
-        model.save(tmp)
+        export_model(model, self.preprocessing).save(tmp)
         os.replace(tmp, self.best_model_path)
         _write_json(
             self.root / ARCHITECTURE,
@@ -93,8 +109,10 @@ class ArtifactStore:
             },
         )
 
-    def write_preprocessing(self, data: dict[str, Any]) -> None:
-        _write_json(self.root / PREPROCESSING, data)
+    def write_preprocessing(self, preprocessing: Preprocessing) -> None:
+        """Record the run's preprocessing; `save_best` wraps every best model in it."""
+        self.preprocessing = preprocessing
+        _write_json(self.root / PREPROCESSING, preprocessing.to_dict())
 
     def write_result(self, data: dict[str, Any]) -> None:
         _write_json(self.root / RESULT, data)
@@ -140,44 +158,61 @@ def remove_artifacts(path: Path | str) -> None:
 
 
 def load_best_model(artifacts_dir: Path | str) -> Any:
-    """Load the best model of a run (imports keras)."""
+    """Load the best model of a run, a model of raw feature rows (imports keras).
+
+    A model saved before models carried their preprocessing is wrapped in it here, from
+    ``preprocessing.json``, so every run's model is used the same way.
+    """
     from app.nas.backend import keras
 
     path = Path(artifacts_dir) / BEST_MODEL
     if not path.exists():
         raise FileNotFoundError(f"no best model in {artifacts_dir}")
-    return keras.saving.load_model(path)
+    model = keras.saving.load_model(path)
+    preprocessing = load_preprocessing(artifacts_dir)
+    if preprocessing.in_model:
+        return model
+    from app.nas.preprocessing import export_model
+
+    return export_model(model, preprocessing)
 
 
-def load_preprocessing(artifacts_dir: Path | str) -> dict[str, Any]:
-    """The feature/target standardisation saved with a run's best model."""
-    data: dict[str, Any] = json.loads((Path(artifacts_dir) / PREPROCESSING).read_text())
-    return data
+def load_preprocessing(artifacts_dir: Path | str) -> Preprocessing:
+    """The task and standardisation saved with a run's best model."""
+    return Preprocessing.from_dict(json.loads((Path(artifacts_dir) / PREPROCESSING).read_text()))
 
 
-def predict_with_model(
-    model: Any, preprocessing: dict[str, Any], rows: Sequence[Sequence[float]]
-) -> list[Any]:
-    """Predict raw feature rows with an already loaded model and its preprocessing.
+def model_outputs(model: Any, rows: npt.ArrayLike) -> np.ndarray:
+    """What a run's best model answers for raw feature rows, exactly as saved.
+
+    Class probabilities (one column per class, in the dataset's sorted label order; a single
+    sigmoid column, the probability of class 1, for a binary head) or regression values in
+    the target's units.
+    """
+    raw = np.asarray(rows, dtype=np.float32)
+    return np.asarray(model.predict(raw.reshape(len(raw), -1), verbose=0))
+
+
+def decode_outputs(outputs: np.ndarray, task: str) -> list[Any]:
+    """Model outputs as answers: class indices (classification) or values (regression)."""
+    if task == "regression":
+        return [float(v) for v in outputs.reshape(-1)]
+    if outputs.shape[-1] == 1:  # binary head: one sigmoid unit
+        return [int(v) for v in outputs.reshape(-1) >= 0.5]
+    return [int(v) for v in outputs.argmax(axis=-1)]
+
+
+def predict_with_model(model: Any, task: str, rows: Sequence[Sequence[float]]) -> list[Any]:
+    """Predict raw feature rows with a model from `load_best_model`.
 
     Returns class indices (classification; in the dataset's sorted label order) or values
     in the original target units (regression).
     """
-    prep = preprocessing
-    raw = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
-    mean = np.asarray(prep["x_mean"], dtype=np.float32)
-    std = np.asarray(prep["x_std"], dtype=np.float32)
-    x = ((raw - mean) / std).astype(np.float32)
-    out = np.asarray(model.predict(x, verbose=0))
-    if prep["task"] == "regression":
-        return (out.reshape(-1) * prep["y_std"] + prep["y_mean"]).tolist()
-    if out.shape[-1] == 1:  # binary head: one sigmoid unit
-        return (out.reshape(-1) >= 0.5).astype(int).tolist()
-    return out.argmax(axis=-1).astype(int).tolist()
+    return decode_outputs(model_outputs(model, rows), task)
 
 
 def predict(artifacts_dir: Path | str, rows: Sequence[Sequence[float]]) -> list[Any]:
     """Predict raw feature rows with a run's best model (loads it on every call)."""
     return predict_with_model(
-        load_best_model(artifacts_dir), load_preprocessing(artifacts_dir), rows
+        load_best_model(artifacts_dir), load_preprocessing(artifacts_dir).task, rows
     )

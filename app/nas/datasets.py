@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from app.nas.backend import keras
+from app.nas.preprocessing import FEATURES_LAYER, TARGET_LAYER, standardize, standardizer
+from app.nas.records import Preprocessing
 from app.nas.spec import DATASET_TASKS, DatasetOptions, Task
 
 __all__ = ["Dataset", "DatasetUnavailable", "clear_dataset_cache", "load_dataset"]
@@ -54,6 +56,7 @@ class Dataset:
 
     Features are standardised with train statistics (``x_mean``/``x_std``); regression
     targets too (``y_mean``/``y_std``), so losses are in standard units across datasets.
+    Both go through the layers of `app.nas.preprocessing`, which the exported model carries.
     """
 
     name: str
@@ -72,17 +75,17 @@ class Dataset:
     def input_dim(self) -> int:
         return int(self.x_train.shape[1])
 
-    def preprocessing(self) -> dict[str, object]:
-        """What `predict` needs to turn raw rows into model inputs and outputs back."""
-        return {
-            "dataset": self.name,
-            "task": self.task,
-            "n_classes": self.n_classes,
-            "x_mean": self.x_mean.tolist(),
-            "x_std": self.x_std.tolist(),
-            "y_mean": self.y_mean,
-            "y_std": self.y_std,
-        }
+    def preprocessing(self) -> Preprocessing:
+        """The transformations between raw rows and this dataset's arrays (for export)."""
+        return Preprocessing(
+            dataset=self.name,
+            task=self.task,
+            n_classes=self.n_classes,
+            x_mean=[float(v) for v in self.x_mean],
+            x_std=[float(v) for v in self.x_std],
+            y_mean=self.y_mean,
+            y_std=self.y_std,
+        )
 
 
 _cache: OrderedDict[tuple[object, ...], Dataset] = OrderedDict()
@@ -307,14 +310,16 @@ def load_dataset(
     if task == "regression":
         y_mean = float(y_tr.mean())
         y_std = float(y_tr.std()) or 1.0
-        y_tr = ((y_tr - y_mean) / y_std).astype(np.float32)
-        y_va = ((y_va - y_mean) / y_std).astype(np.float32)
+        to_standard = standardizer(y_mean, y_std, name=TARGET_LAYER)
+        y_tr = standardize(to_standard, y_tr.reshape(-1, 1)).reshape(-1)
+        y_va = standardize(to_standard, y_va.reshape(-1, 1)).reshape(-1)
+    features = standardizer(x_mean, x_std, name=FEATURES_LAYER)
     dataset = Dataset(
         name=dataset_id,
         task=task,
-        x_train=((x_tr - x_mean) / x_std).astype(np.float32),
+        x_train=standardize(features, x_tr),
         y_train=y_tr,
-        x_val=((x_va - x_mean) / x_std).astype(np.float32),
+        x_val=standardize(features, x_va),
         y_val=y_va,
         n_classes=n_classes,
         x_mean=x_mean.astype(np.float32),

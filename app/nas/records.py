@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from app.nas.spec import Task
+
 __all__ = [
+    "Preprocessing",
     "ProgressReporter",
     "SearchResult",
     "SearchStatus",
@@ -16,6 +19,40 @@ __all__ = [
 
 TrialStatus = Literal["completed", "pruned", "failed"]
 SearchStatus = Literal["completed", "exhausted", "cancelled", "timed_out"]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a run's raw rows become model inputs, and model outputs answers.
+
+    Saved as ``preprocessing.json`` beside the best model. Features are standardised with
+    the training split's ``x_mean``/``x_std``; regression targets were trained in standard
+    units (``y_mean``/``y_std``). ``in_model``: the saved model carries these
+    transformations as layers, so it takes raw rows and answers in target units. Runs saved
+    before it did (files without the key) hold the bare network, which `predict` wraps.
+    """
+
+    dataset: str
+    task: Task
+    n_classes: int
+    x_mean: list[float]
+    x_std: list[float]
+    y_mean: float = 0.0
+    y_std: float = 1.0
+    in_model: bool = True
+
+    @property
+    def input_dim(self) -> int:
+        return len(self.x_mean)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        known = {f for f in cls.__dataclass_fields__}
+        # Files written before the model carried its preprocessing have no `in_model`.
+        return cls(**{"in_model": False, **{k: v for k, v in data.items() if k in known}})
 
 
 @dataclass(frozen=True)

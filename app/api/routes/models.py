@@ -24,6 +24,7 @@ from app.nas.artifacts import (
     load_preprocessing,
     predict_with_model,
 )
+from app.nas.records import Preprocessing
 from app.schemas.trials import PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/runs", tags=["models"], route_class=JsonBodyRoute)
@@ -57,16 +58,18 @@ def best_model_dir(run: Run, settings: Settings) -> Path:
 
 @dataclass
 class LoadedModel:
+    """A run's best model (a model of raw rows, as downloaded) and what it was trained on."""
+
     model: Any
-    preprocessing: dict[str, Any]
+    preprocessing: Preprocessing
     mtime: float
 
     @property
     def input_dim(self) -> int:
-        return len(self.preprocessing["x_mean"])
+        return self.preprocessing.input_dim
 
     def predict(self, rows: list[list[float]]) -> list[Any]:
-        return predict_with_model(self.model, self.preprocessing, rows)
+        return predict_with_model(self.model, self.preprocessing.task, rows)
 
 
 def _load(root: Path) -> LoadedModel:
@@ -106,7 +109,11 @@ MODELS = ModelCache()
 async def download_model(
     run_id: uuid.UUID, session: SessionDep, owner: OwnerDep, state: StateDep
 ) -> FileResponse:
-    """The best model as a `.keras` file (load it with `keras.saving.load_model`)."""
+    """The best model as a `.keras` file (load it with `keras.saving.load_model`).
+
+    It takes raw feature rows, in the dataset's column order (its first layer standardises
+    them), and outputs class probabilities or regression values in the target's units.
+    """
     root = best_model_dir(await load_run(session, run_id, owner), state.settings)
     return FileResponse(
         root / BEST_MODEL, media_type=MODEL_MEDIA_TYPE, filename=f"{run_id}-{BEST_MODEL}"
@@ -121,7 +128,11 @@ async def predict(
     owner: OwnerDep,
     state: StateDep,
 ) -> PredictResponse:
-    """Predictions of the best model for raw feature rows (preprocessing applied here)."""
+    """Predictions of the best model for raw feature rows.
+
+    The downloadable model's outputs, as class indices (classification) or values in the
+    target's units (regression).
+    """
     run = await load_run(session, run_id, owner)
     root = best_model_dir(run, state.settings)
     loaded = await MODELS.get(run_id, root)
