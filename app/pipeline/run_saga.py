@@ -147,7 +147,7 @@ async def run_pipeline(resources: WorkerResources, run: Run, *, final_attempt: b
     and undo outcomes). Interruptions (`StepInterrupted`, `UndoIncomplete`, infrastructure
     errors) propagate so the job is retried and the saga resumes.
     """
-    steps = RunSteps(resources.settings, resources.sessions, run.id)
+    steps = RunSteps(resources.settings, resources.sessions, run.id, resources.database_url)
     runner = _runner(resources, run.id, steps, final_attempt)
     try:
         await runner.run(

@@ -59,11 +59,16 @@ class RunSteps:
     """Step functions bound to one run's resources (the saga definition refers to these)."""
 
     def __init__(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        run_id: uuid.UUID,
+        database_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.run_id = run_id
+        self.database_url = database_url
         self.failure_reason: str | None = None
 
     def artifacts_dir(self, run_id: str) -> Path:
@@ -130,7 +135,7 @@ class RunSteps:
                 TrialRecord.from_dict(r) for r in await trials.finished_records(session, run_uuid)
             ]
         reporter = DatabaseReporter(self.sessions, run_uuid, asyncio.get_running_loop())
-        watcher = CancelWatcher(self.sessions, run_uuid)
+        watcher = CancelWatcher(self.sessions, run_uuid, self.database_url)
 
         def should_stop() -> bool:
             return watcher.should_stop() or reporter.error is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import procrastinate
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Run, RunStatus
@@ -13,6 +13,9 @@ from app.errors import Conflict, NotFound
 from app.events import names
 from app.events.publish import publish_event
 from app.runs import repository
+
+# A running run's worker LISTENs here (CancelWatcher): the payload is the run id.
+CANCEL_CHANNEL = "cerebros_cancel"
 
 
 async def cancel_run(
@@ -40,6 +43,8 @@ async def cancel_run(
             )
         if run.cancel_requested_at is None:
             run.cancel_requested_at = func.clock_timestamp()
+            # Delivered on commit: the worker stops the training within an epoch.
+            await session.execute(select(func.pg_notify(CANCEL_CHANNEL, str(run.id))))
         if run.status == RunStatus.QUEUED and await _cancel_queued_job(session, queue, run):
             run.status = RunStatus.CANCELLED.value
             run.finished_at = func.clock_timestamp()
