@@ -14,6 +14,7 @@ from app.errors import NotFound
 from app.events.publish import list_events
 from app.runs import repository
 from app.runs.cancel import cancel_run
+from app.runs.progress import run_progress
 from app.runs.submit import submit_run
 from app.schemas.problems import Problem
 from app.schemas.runs import EventOut, EventPage, RunCreate, RunOut, RunPage
@@ -93,8 +94,6 @@ async def get_runs(
 @router.get("/{run_id}", response_model=RunOut, responses=PROBLEMS)
 async def get_run(run_id: uuid.UUID, session: SessionDep, owner: OwnerDep) -> RunOut:
     """The run, with its progress (trials done of the budget, best score, current step)."""
-    from app.api.routes.trials import run_progress  # that module imports this one
-
     run = await load_run(session, run_id, owner)
     return run_out(run).model_copy(update={"progress": await run_progress(session, run)})
 

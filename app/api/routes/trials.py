@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Annotated, Literal
 
@@ -10,27 +9,13 @@ from fastapi import APIRouter, Path, Query
 
 from app.api.deps import OwnerDep, SessionDep
 from app.api.routes.runs import PROBLEMS, load_run
-from app.db.models import Run, Trial
+from app.db.models import Trial
 from app.errors import NotFound
-from app.nas.spec import Budget, NasSpec, objective_direction
 from app.runs import repository
-from app.schemas.runs import RunProgress
+from app.runs.progress import objective_of, ranked
 from app.schemas.trials import ArchitectureSummary, TrialDetail, TrialList, TrialOut
 
 router = APIRouter(prefix="/runs", tags=["trials"])
-
-
-def objective_of(run: Run) -> tuple[str | None, Literal["max", "min"] | None]:
-    """The run's objective and direction: from its result, else from its spec."""
-    result = run.result or {}
-    if result.get("direction") in ("max", "min"):
-        return result.get("objective"), result["direction"]
-    try:
-        spec = NasSpec.model_validate(run.spec)
-    except ValueError:
-        objective = run.spec.get("objective")
-        return objective, objective_direction(objective) if objective else None
-    return spec.resolved_objective, spec.direction
 
 
 def trial_out(trial: Trial) -> TrialOut:
@@ -40,17 +25,6 @@ def trial_out(trial: Trial) -> TrialOut:
             "architecture": ArchitectureSummary.of(trial.architecture),
         }
     )
-
-
-def ranked(trials: list[Trial], direction: Literal["max", "min"] | None) -> list[Trial]:
-    """Best first by score (in the run's direction); trials without a score last."""
-    sign = -1.0 if direction == "max" else 1.0
-
-    def key(trial: Trial) -> tuple[bool, float, int]:
-        scored = trial.score is not None and math.isfinite(trial.score)
-        return (not scored, sign * trial.score if scored else 0.0, trial.number)  # type: ignore[operator]
-
-    return sorted(trials, key=key)
 
 
 @router.get("/{run_id}/trials", response_model=TrialList, responses=PROBLEMS)
@@ -89,17 +63,4 @@ async def get_trial(
             "history": trial.history or [],
             "error": trial.error,
         }
-    )
-
-
-async def run_progress(session: SessionDep, run: Run) -> RunProgress:
-    """Trials finished / budgeted, best score so far (in the run's direction), saga step."""
-    done, best_max, best_min = await repository.trial_progress(session, run.id)
-    _, direction = objective_of(run)
-    budget = (run.spec.get("budget") or {}).get("max_trials")
-    return RunProgress(
-        trials_done=done,
-        trials_total=int(budget) if isinstance(budget, int) else Budget().max_trials,
-        best_score=best_max if direction == "max" else best_min,
-        current_step=run.current_step,
     )
