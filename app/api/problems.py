@@ -76,7 +76,19 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _pool_exhausted(exc: BaseException) -> bool:
+    """The connection pool had no connection free in time (SQLAlchemy's only TimeoutError):
+    the database is fine, this process is busy."""
+    return isinstance(exc, sqlalchemy.exc.TimeoutError) or isinstance(
+        exc.__cause__, sqlalchemy.exc.TimeoutError
+    )
+
+
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    if _pool_exhausted(exc):
+        return problem_response(
+            503, "Service busy", "the service is busy, retry shortly", headers={"Retry-After": "1"}
+        )
     if is_transient(exc):
         # The database is away: say so (clients retry), never a 500 or a hang.
         return problem_response(
