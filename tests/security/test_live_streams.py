@@ -191,7 +191,7 @@ def test_a_hostile_pattern_does_not_freeze_the_api(live: str, database_url: str)
     finally:
         stop.set()
         prober.join(timeout=60)
-    assert slowest < 1.0, slowest
+    assert slowest < 2.0, slowest
 
 
 @pytest.mark.parametrize("path", ["/events/stream", "/runs/{run}/events/stream"])
