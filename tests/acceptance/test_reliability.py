@@ -12,6 +12,7 @@ import httpx
 import psycopg
 import pytest
 
+from app.pipeline.run_saga import STEP_NAMES
 from tests.support.processes import api_server, service_env, stop, wait_final, worker_process
 
 pytestmark = pytest.mark.slow
@@ -194,15 +195,7 @@ def test_sigterm_lets_the_current_run_finish(database_url: str, tmp_path: Path) 
     ]
 
 
-STEPS = (
-    "check_enabled",
-    "ensure_run_id",
-    "publish_start_event",
-    "execute_nas_run",
-    "process_results",
-    "publish_complete_event",
-    "store_result",
-)
+STEPS = STEP_NAMES
 
 
 def job_status(database_url: str, run_id: str) -> str:
