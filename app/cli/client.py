@@ -1,89 +1,79 @@
-"""`cerebros submit|runs|events`: client commands that talk to the API over HTTP only."""
+"""`cerebros submit|runs|events|cancel|trials`: client commands that talk to the API over
+HTTP only. Errors (API unreachable, problems) are reported by `app.cli.errors`."""
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.client import CerebrosClient, ClientError
-from app.events import names
+from app.cli.errors import CliError
+from app.cli.watch import Watch, progress_bars
+from app.client import CerebrosClient
 from app.events.patterns import compile_pattern
 from app.schemas.runs import EventOut, RunOut
+from app.schemas.trials import TrialList
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-FINAL = {"succeeded", "failed", "cancelled"}
+PREFIX = re.compile(r"[0-9a-f-]{1,36}")
+PAGE = 200
 
 UrlOpt = Annotated[
     str,
     typer.Option("--url", envvar="CEREBROS_URL", help="Base URL of the API.", show_default=True),
 ]
-
-console = Console()
-
 TokenOpt = Annotated[
     str | None,
     typer.Option("--token", envvar="CEREBROS_TOKEN", help="Bearer token.", show_default=False),
 ]
+RunIdArg = Annotated[str, typer.Argument(help="The run's id, or a unique prefix of it.")]
+
+console = Console(log_path=False)  # the source line of a progress log helps no user
 
 
 def _client(url: str, token: str | None) -> CerebrosClient:
     return CerebrosClient(url, token=token or None)
 
 
-def _fail(exc: ClientError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    for err in exc.problem.get("errors", []):
-        console.print(f"  {err.get('field')}: {err.get('message')}")
-    return typer.Exit(code=1)
+def resolve_run_id(client: CerebrosClient, given: str) -> str:
+    """The full id of the run `given` names: a whole id, or a prefix only one run has.
+
+    Prefixes are matched against the runs the API lists for this token (every page).
+    """
+    text = given.strip().lower()
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        pass
+    if not PREFIX.fullmatch(text):
+        raise CliError(f"{given!r} is not a run id (hex digits and dashes)", code=2)
+    matches: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = client.list(limit=PAGE, cursor=cursor)
+        matches.extend(str(r.id) for r in page.items if str(r.id).startswith(text))
+        cursor = page.next_cursor
+        if len(matches) > 1 or not cursor:
+            break
+    if not matches:
+        raise CliError(f"no run id starts with {given!r}", code=2)
+    if len(matches) > 1:
+        raise CliError(
+            f"{given!r} starts more than one run id ({', '.join(matches)}); give more characters",
+            code=2,
+        )
+    return matches[0]
 
 
-class Watch:
-    """Rich progress bars for one run: trials of the budget, epochs of the current trial."""
-
-    def __init__(self, run: RunOut, progress: Progress) -> None:
-        budget = run.spec.get("budget") or {}
-        parameters = run.spec.get("parameters") or {}
-        epochs = int(parameters.get("epochs") or 10)
-        if budget.get("max_epochs"):
-            epochs = min(epochs, int(budget["max_epochs"]))
-        self.progress = progress
-        self.direction = "max" if "accuracy" in str(run.spec.get("objective") or "") else "min"
-        self.best: float | None = None
-        self.trials = progress.add_task("trials", total=int(budget.get("max_trials") or 10))
-        self.epochs = progress.add_task("epochs", total=epochs)
-
-    def on_event(self, event: EventOut) -> None:
-        payload = event.payload
-        if event.name == names.TRIAL_STARTED:
-            self.progress.reset(self.epochs, description=f"trial {payload.get('trial')} epochs")
-        elif event.name == names.TRIAL_EPOCH:
-            self.progress.update(self.epochs, completed=int(payload.get("epoch") or 0))
-        elif event.name in (names.TRIAL_COMPLETED, names.TRIAL_PRUNED, names.TRIAL_FAILED):
-            self.progress.advance(self.trials)
-            self._better(payload.get("score"))
-        elif event.name == names.STEP_STARTED:
-            self.progress.console.log(f"step {payload.get('step')}")
-        elif event.name in (names.RUN_COMPLETED, names.RUN_FAILED, names.RUN_CANCELLED):
-            self.progress.console.log(f"{event.name} {json.dumps(payload)}")
-
-    def _better(self, score: Any) -> None:
-        if not isinstance(score, int | float):
-            return
-        if self.best is None or (
-            score > self.best if self.direction == "max" else score < self.best
-        ):
-            self.best = float(score)
-        self.progress.update(self.trials, description=f"trials (best {self.best:.4g})")
-
-
-def _top_trials(client: CerebrosClient, run_id: str, count: int = 5) -> Table:
-    trials = client.trials(run_id, sort="score")
+def top_trials(trials: TrialList, count: int = 5) -> Table:
     table = Table(title=f"Top trials ({trials.objective}, {trials.direction})")
     for column in ("trial", "status", "score", "best epoch", "epochs", "levels/units/neurons"):
         table.add_column(column)
@@ -102,50 +92,71 @@ def _top_trials(client: CerebrosClient, run_id: str, count: int = 5) -> Table:
     return table
 
 
-def watch_run(client: CerebrosClient, run: RunOut) -> RunOut:
-    """Follow the run's events with progress bars; return the final run."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        view = Watch(run, progress)
-        for event in client.events(run.id):
-            view.on_event(event)
-    final = client.get(run.id)
+def print_outcome(final: RunOut, trials: TrialList | None) -> None:
+    """The run's end: its status, then its top trials or its error."""
     console.print(f"run {final.id}: [bold]{final.status}[/bold]")
-    if final.status == "succeeded":
-        console.print(_top_trials(client, str(final.id)))
+    if final.status == "succeeded" and trials is not None:
+        console.print(top_trials(trials))
     elif final.error:
         console.print(f"[red]{final.error.get('message', final.error)}[/red]")
+
+
+def _cli_command(*words: str, url: str) -> str:
+    """A `cerebros` command line to print, with --url when it is not the default."""
+    extra = ["--url", url] if url != DEFAULT_URL else []
+    return shlex.join(["cerebros", *words, *extra])
+
+
+def watch_run(client: CerebrosClient, run: RunOut, url: str = DEFAULT_URL) -> RunOut:
+    """Follow the run's events with progress bars; return the final run.
+
+    Ctrl+C stops watching only: the run goes on in its worker, and this says how to follow
+    or cancel it.
+    """
+    try:
+        with progress_bars(console) as progress:
+            view = Watch(run, progress)
+            for event in client.events(run.id):
+                view.on_event(event)
+    except KeyboardInterrupt:
+        console.print(
+            f"stopped watching; run {run.id} goes on in the service.\n"
+            f"  follow it: {_cli_command('events', str(run.id), '--follow', url=url)}\n"
+            f"  cancel it: {_cli_command('cancel', str(run.id), url=url)}"
+        )
+        raise typer.Exit(130) from None
+    final = client.get(run.id)
+    print_outcome(final, client.trials(final.id, sort="score"))
     return final
 
 
+def read_spec(spec_file: Path) -> dict[str, Any]:
+    try:
+        spec = json.loads(spec_file.read_text())
+    except ValueError as exc:
+        raise CliError(f"{spec_file} is not JSON: {exc}", code=2) from exc
+    if not isinstance(spec, dict):
+        raise CliError(f"{spec_file} must hold a JSON object (the run spec)", code=2)
+    return spec
+
+
+SpecArg = Annotated[Path, typer.Argument(help="JSON file with the run spec.", exists=True)]
+
+
 def submit(
-    spec_file: Annotated[Path, typer.Argument(help="JSON file with the run spec.", exists=True)],
+    spec_file: SpecArg,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the run until it ends.")] = False,
     idempotency_key: Annotated[str | None, typer.Option(help="Idempotency-Key header.")] = None,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
 ) -> None:
     """Submit a NAS run (and, with --watch, follow it with progress bars)."""
-    try:
-        spec = json.loads(spec_file.read_text())
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {spec_file} is not JSON: {exc}")
-        raise typer.Exit(code=2) from exc
+    spec = read_spec(spec_file)
     with _client(url, token) as client:
-        try:
-            run = client.submit(spec, idempotency_key=idempotency_key)
-            console.print(f"run {run.id} {run.status}")
-            if watch:
-                final = watch_run(client, run)
-                if final.status != "succeeded":
-                    raise typer.Exit(code=1)
-        except ClientError as exc:
-            raise _fail(exc) from exc
+        run = client.submit(spec, idempotency_key=idempotency_key)
+        console.print(f"run {run.id} {run.status}")
+        if watch and watch_run(client, run, url).status != "succeeded":
+            raise typer.Exit(code=1)
 
 
 def runs(
@@ -154,14 +165,16 @@ def runs(
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (full ids: any unique prefix works where an id is taken)."""
     with _client(url, token) as client:
-        try:
-            page = client.list(status=status, limit=limit)
-        except ClientError as exc:
-            raise _fail(exc) from exc
-    table = Table(title="Runs")
-    for column in ("id", "status", "dataset", "step", "created", "finished"):
+        page = client.list(status=status, limit=limit)
+    # No vertical rules: with them the full row is wider than 120 columns.
+    table = Table(title="Runs", box=box.SIMPLE_HEAD, pad_edge=False)
+    # Never cut an id: it is what the other commands take. A terminal too narrow for all
+    # 36 characters folds it onto a second line instead.
+    table.add_column("id", no_wrap=True, min_width=36, overflow="fold")
+    table.add_column("status", no_wrap=True, min_width=9)
+    for column in ("dataset", "step", "created", "finished"):
         table.add_column(column)
     for run in page.items:
         table.add_row(
@@ -176,7 +189,7 @@ def runs(
 
 
 def events(
-    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    run_id: RunIdArg,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing live events.")
     ] = False,
@@ -189,18 +202,15 @@ def events(
         try:
             compile_pattern(pattern)
         except ValueError as exc:
-            console.print(f"[red]error:[/red] --pattern: {exc}")
-            raise typer.Exit(code=2) from exc
+            raise CliError(f"--pattern: {exc}", code=2) from exc
     with _client(url, token) as client:
-        try:
-            if follow:
-                stream = client.events(run_id, pattern=pattern)
-            else:
-                stream = iter(_history(client, run_id, pattern))
-            for event in stream:
-                typer.echo(event.model_dump_json())
-        except ClientError as exc:
-            raise _fail(exc) from exc
+        full_id = resolve_run_id(client, run_id)
+        if follow:
+            stream = client.events(full_id, pattern=pattern)
+        else:
+            stream = iter(_history(client, full_id, pattern))
+        for event in stream:
+            typer.echo(event.model_dump_json())
 
 
 def _history(client: CerebrosClient, run_id: str, pattern: str | None) -> list[EventOut]:
@@ -216,8 +226,27 @@ def _history(client: CerebrosClient, run_id: str, pattern: str | None) -> list[E
         after = page.next_after or after
 
 
+def cancel(run_id: RunIdArg, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+    """Cancel a run: a queued one at once, a running one within an epoch (then undone)."""
+    with _client(url, token) as client:
+        run = client.cancel(resolve_run_id(client, run_id))
+    state = "cancelled" if run.status == "cancelled" else f"{run.status}, cancel requested"
+    typer.echo(f"run {run.id}: {state}")
+
+
+def trials(
+    run_id: RunIdArg,
+    top: Annotated[int, typer.Option(help="How many trials, best first.")] = 10,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
+    """A run's trials, best score first."""
+    with _client(url, token) as client:
+        ranked = client.trials(resolve_run_id(client, run_id), sort="score")
+    console.print(top_trials(ranked, count=top))
+
+
 def register(cli: typer.Typer) -> None:
     """Add the client commands to the `cerebros` app."""
-    cli.command()(submit)
-    cli.command()(runs)
-    cli.command()(events)
+    for command in (submit, runs, events, cancel, trials):
+        cli.command()(command)

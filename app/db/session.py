@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -10,9 +12,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
-from app.db.embedded import start_embedded_postgres
+from app.db.embedded import locate_cluster
 from app.db.urls import sqlalchemy_url
 from app.errors import CerebrosError
+
+log = logging.getLogger(__name__)
 
 
 class NoDatabaseConfigured(CerebrosError):
@@ -20,7 +24,11 @@ class NoDatabaseConfigured(CerebrosError):
 
 
 def resolve_database_url(settings: Settings) -> str:
-    """DATABASE_URL when set, otherwise the URL of the embedded cluster (started if needed)."""
+    """DATABASE_URL when set, otherwise the URL of the embedded cluster (started if needed).
+
+    Starting the embedded server is said in one warning (stderr, where logging is not set
+    up): a command run for something else must not leave a server running unannounced.
+    """
     if settings.database_url:
         return settings.database_url
     if not settings.embedded_database:
@@ -28,7 +36,13 @@ def resolve_database_url(settings: Settings) -> str:
             "DATABASE_URL is not set and the embedded database is off "
             "(CEREBROS_EMBEDDED_DATABASE=false): set DATABASE_URL=postgresql://user:pass@host/db"
         )
-    return start_embedded_postgres(settings.data_dir)
+    cluster = locate_cluster(settings.data_dir)
+    if not cluster.running():
+        log.warning(
+            "starting the embedded PostgreSQL in %s (it keeps running; `cerebros down` stops it)",
+            cluster.pgdata,
+        )
+    return cluster.start()
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +17,22 @@ import pytest
 from app.client import CerebrosClient, ClientError
 from tests.streaming.conftest import Service
 from tests.streaming.helpers import IRIS_SPEC, run_event_ids
+from tests.support.processes import wait_final
 
 pytestmark = pytest.mark.slow
 
 
-def cli(service: Service, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {**service.env, "CEREBROS_URL": service.base, "COLUMNS": "160"}
+def cli(
+    service: Service,
+    *args: str,
+    timeout: float = 180,
+    columns: int = 160,
+    url: str | None = "",
+) -> subprocess.CompletedProcess[str]:
+    """`cerebros ARGS` against the service (`url=None`: no API URL, e.g. for --local)."""
+    env = {**service.env, "COLUMNS": str(columns)}
+    if url is not None:
+        env["CEREBROS_URL"] = url or service.base
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         env=env,
@@ -108,3 +120,102 @@ def test_cli_runs_and_events(service: Service, watched: tuple[str, str]) -> None
     assert followed.returncode == 0 and len(followed.stdout.splitlines()) > 10
     bad = cli(service, "events", run_id, "--pattern", "a..b")
     assert bad.returncode == 2
+
+
+# --- The first hour: ids, errors, Ctrl+C ---------------------------------------
+
+# Minutes of training: still running when the tests below are done with it (they cancel it).
+SLOW_SPEC = {
+    "dataset_id": "digits",
+    "search_space": {"layers": [1, 2, 3], "neurons": [16, 32, 64, 128]},
+    "budget": {"max_trials": 20},
+    "parameters": {"epochs": 50},
+}
+
+
+def test_cli_runs_shows_whole_ids_at_120_columns(
+    service: Service, watched: tuple[str, str]
+) -> None:
+    listed = cli(service, "runs", "--limit", "200", columns=120)
+    assert listed.returncode == 0, listed.stderr
+    assert watched[0] in listed.stdout  # all 36 characters, on one line
+
+
+def test_cli_takes_a_unique_prefix_wherever_it_takes_an_id(
+    service: Service, watched: tuple[str, str], client: CerebrosClient
+) -> None:
+    run_id = watched[0]
+    prefix = run_id[:8]
+    printed = cli(service, "events", prefix, "--pattern", "cerebros.nas.run.*")
+    assert printed.returncode == 0, printed.stderr
+    assert {json.loads(line)["run_id"] for line in printed.stdout.splitlines()} == {run_id}
+    ranked = cli(service, "trials", prefix)
+    assert ranked.returncode == 0 and "Top trials (val_accuracy, max)" in ranked.stdout
+
+    # Two runs whose ids share their first 13 characters; queued, then cancelled by prefix.
+    shared = f"{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:4]}"
+    twins = [f"{shared}-4000-8000-00000000000{n}" for n in (1, 2)]
+    for twin in twins:
+        client.submit({**SLOW_SPEC, "run_id": twin})
+    ambiguous = cli(service, "cancel", shared)
+    assert ambiguous.returncode == 2
+    assert ambiguous.stderr.splitlines() == [
+        f"error: '{shared}' starts more than one run id ({twins[1]}, {twins[0]}); "
+        "give more characters"
+    ]
+    for twin in twins:
+        cancelled = cli(service, "cancel", twin)  # a whole id works too
+        assert cancelled.returncode == 0, cancelled.stderr
+    unknown = cli(service, "events", "ffff0000ffff")  # 1 chance in 2**48 that one does
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines() == ["error: no run id starts with 'ffff0000ffff'"]
+
+
+def test_cli_http_errors_are_the_problem_in_two_lines(service: Service, tmp_path: Path) -> None:
+    spec = tmp_path / "bad.json"
+    spec.write_text(json.dumps({"dataset_id": "nope", "budget": {"max_trials": 0}}))
+    done = cli(service, "submit", str(spec))
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr
+    assert lines[0].startswith("error: 422 invalid fields: ")
+    assert "dataset_id: " in lines[1] and "budget.max_trials: " in lines[1]
+    missing = cli(service, "events", str(uuid.uuid4()))
+    assert missing.returncode == 1
+    assert (
+        missing.stderr.splitlines() == [f"error: 404 run {missing.args[-1]} not found"]
+        or "404" in missing.stderr.splitlines()[0]
+    )
+
+
+def test_ctrl_c_while_watching_says_the_run_goes_on_and_how_to_cancel_it(
+    service: Service, tmp_path: Path
+) -> None:
+    spec = tmp_path / "slow.json"
+    spec.write_text(json.dumps(SLOW_SPEC))
+    env = {**service.env, "CEREBROS_URL": service.base, "COLUMNS": "160"}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "submit", str(spec), "--watch"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert watcher.stdout is not None
+    first = watcher.stdout.readline()
+    match = re.search(r"run ([0-9a-f-]{36}) queued", first)
+    assert match, first
+    run_id = match.group(1)
+    time.sleep(3)  # watching: the run is queued or training
+    watcher.send_signal(signal.SIGINT)
+    output = watcher.stdout.read()
+    assert watcher.wait(timeout=30) == 130, output
+    assert f"stopped watching; run {run_id} goes on in the service." in output
+    assert f"cancel it: cerebros cancel {run_id}" in output
+    assert "Traceback" not in output
+
+    assert CerebrosClient(service.base).get(run_id).status in ("queued", "running")
+    cancelled = cli(service, "cancel", run_id)  # the command it printed
+    assert cancelled.returncode == 0, cancelled.stderr
+    final = wait_final(service.base, run_id, timeout=120)
+    assert final["status"] == "cancelled"

@@ -1,0 +1,171 @@
+"""`cerebros up|down|serve|worker|migrate`: run and stop the service on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+from app.cli.db import display_url, use_database
+from app.cli.errors import CliError
+from app.cli.up_record import Started, UpRecord, current, stop_processes
+from app.config import get_settings
+from app.db.embedded import locate_cluster
+
+HostOpt = Annotated[str, typer.Option(help="Interface the API listens on.")]
+PortOpt = Annotated[int, typer.Option(help="TCP port of the API.")]
+ConcurrencyOpt = Annotated[int, typer.Option(help="Jobs one worker runs at once.")]
+
+# Open SSE streams would hold a graceful shutdown forever; after this they are cut.
+GRACEFUL_SHUTDOWN_S = 10
+WORKER_STOP_S = 30
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply database migrations (the queue's schema included) up to REVISION."""
+    from app.db.migrate import upgrade
+
+    setup_logging()
+    url = use_database(get_settings())
+    upgrade(url, revision)
+    typer.echo(f"database at {display_url(url)} migrated to {revision}")
+
+
+def serve(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
+    """Run the HTTP API under uvicorn (the database must be migrated)."""
+    import uvicorn
+
+    from app.api.main import create_app
+
+    setup_logging()
+    use_database(get_settings())
+    uvicorn.run(
+        create_app(get_settings()),
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+
+
+def worker(
+    concurrency: ConcurrencyOpt = 1,
+    queue: Annotated[list[str] | None, typer.Option(help="Queues to take jobs from.")] = None,
+) -> None:
+    """Run a queue worker that executes NAS runs from the `ml` queue."""
+    from app.queue.worker import run_worker
+
+    setup_logging()
+    url = use_database(get_settings())
+    settings = get_settings()
+    asyncio.run(
+        run_worker(url, settings, queues=queue or [settings.queue_name], concurrency=concurrency)
+    )
+
+
+def _print_local_token(base: str) -> None:
+    """`up` is for one person on one machine: an admin token for owner "local", kept in an
+    0600 file of the data dir and reused, printed as a command that reads it (the token
+    itself stays out of terminal scrollback and captured logs)."""
+    from app.cli.local_token import local_admin_token
+
+    local = local_admin_token(get_settings().data_dir)
+    state = "reused" if local.reused else "new"
+    typer.echo(
+        f"API token ({state}; admin, owner 'local', id {local.display_id}) in {local.path}; "
+        "`cerebros token revoke ID` revokes it, the next `up` makes a new one:"
+    )
+    typer.echo(f'  export CEREBROS_TOKEN="$(cat {shlex.quote(str(local.path))})"')
+    typer.echo(f'  curl -H "Authorization: Bearer $CEREBROS_TOKEN" {base}/runs')
+
+
+def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, concurrency: ConcurrencyOpt = 1) -> None:
+    """All in one: database (embedded if DATABASE_URL is unset), migrations, one worker, API.
+
+    `cerebros down` (another terminal) or Ctrl+C stops the API and the worker; the embedded
+    database keeps running until `cerebros down`.
+    """
+    from app.db.migrate import upgrade
+
+    setup_logging()
+    # Alembic's INFO lines would bury the database, token and curl lines printed below.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    data_dir = get_settings().data_dir
+    running = UpRecord.read(data_dir)
+    if running is not None and running.alive():
+        raise CliError(
+            f"`cerebros up` already runs (pid {running.up.pid}, API at {running.api}); "
+            "`cerebros down` stops it"
+        )
+    url = use_database(get_settings())
+    upgrade(url)
+    base = f"http://{host}:{port}"
+    typer.echo(f"database: {display_url(url)}")
+    if get_settings().auth_enabled:
+        _print_local_token(base)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    worker_proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker", "--concurrency", str(concurrency)]
+    )
+    UpRecord(current(), Started.of(worker_proc.pid), base).write(data_dir)
+    # uvicorn re-raises the SIGTERM it shut down on once it has finished; with the default
+    # handler that would kill this process before the `finally` stops the worker.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        serve(host=host, port=port)
+    finally:
+        worker_proc.send_signal(signal.SIGTERM)
+        try:
+            worker_proc.wait(timeout=WORKER_STOP_S)
+        except subprocess.TimeoutExpired:
+            worker_proc.kill()
+            worker_proc.wait()
+        UpRecord.remove(data_dir, owner_pid=os.getpid())
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def down() -> None:
+    """Stop what `cerebros up` started: its API and worker, and the embedded PostgreSQL."""
+    settings = get_settings()
+    stopped: list[str] = []
+    record = UpRecord.read(settings.data_dir)
+    if record is not None:
+        processes = record.alive()
+        if processes:
+            # The worker finishes its run for up to WORKER_STOP_S (it is retried at the
+            # next start after that); `up` waits for it before it exits.
+            stop_processes(processes, timeout=WORKER_STOP_S + GRACEFUL_SHUTDOWN_S + 10)
+            pids = ", ".join(str(p.pid) for p in processes)
+            stopped.append(f"the API at {record.api} and its worker (pids {pids})")
+        UpRecord.remove(settings.data_dir)
+    if settings.database_url:
+        typer.echo("DATABASE_URL is set: its server is not one `cerebros` stops")
+    elif settings.embedded_database:
+        cluster = locate_cluster(settings.data_dir)
+        if cluster.stop():
+            stopped.append(f"the embedded PostgreSQL in {cluster.pgdata}")
+    if stopped:
+        for line in stopped:
+            typer.echo(f"stopped {line}")
+    else:
+        typer.echo("nothing was running")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the service commands to the `cerebros` app."""
+    for command in (up, down, serve, worker, migrate):
+        cli.command()(command)
