@@ -1,5 +1,5 @@
 """`cerebros` command line: run the service (up, down, serve, worker, migrate, db), manage
-tokens, and talk to the API (submit, runs, events, cancel, trials)."""
+tokens, and talk to the API (submit, runs, events, cancel, trials, run)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from app.auth.cli import token_cli
-from app.cli import client, db, service
+from app.cli import client, db, local_run, service
 from app.cli.errors import DEBUG, ErrorReportingGroup
 
 cli = typer.Typer(
@@ -35,6 +35,7 @@ service.register(cli)  # up, down, serve, worker, migrate
 cli.add_typer(db.db_cli, name="db")  # cerebros db url|psql|start|stop
 cli.add_typer(token_cli, name="token")  # cerebros token create|list|revoke
 client.register(cli)  # submit, runs, events, cancel, trials: over HTTP only
+local_run.register(cli)  # run SPEC [--local]
 
 
 def main() -> None:

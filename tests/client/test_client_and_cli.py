@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from app.client import CerebrosClient, ClientError
@@ -122,7 +123,7 @@ def test_cli_runs_and_events(service: Service, watched: tuple[str, str]) -> None
     assert bad.returncode == 2
 
 
-# --- The first hour: ids, errors, Ctrl+C ---------------------------------------
+# --- The first hour: ids, errors, Ctrl+C, local runs ---------------------------------------
 
 # Minutes of training: still running when the tests below are done with it (they cancel it).
 SLOW_SPEC = {
@@ -219,3 +220,32 @@ def test_ctrl_c_while_watching_says_the_run_goes_on_and_how_to_cancel_it(
     assert cancelled.returncode == 0, cancelled.stderr
     final = wait_final(service.base, run_id, timeout=120)
     assert final["status"] == "cancelled"
+
+
+def test_run_local_executes_here_and_is_recorded_like_any_run(
+    service: Service, database_url: str, tmp_path: Path
+) -> None:
+    spec = tmp_path / "local.json"
+    spec.write_text(json.dumps(IRIS_SPEC))
+    done = cli(service, "run", str(spec), "--local", url=None)
+    assert done.returncode == 0, done.stdout + done.stderr
+    match = re.search(r"run ([0-9a-f-]{36}) running here \(--local\)", done.stdout)
+    assert match, done.stdout
+    run_id = match.group(1)
+    assert f"run {run_id}: succeeded" in done.stdout
+    assert "2/2" in done.stdout and "Top trials (val_accuracy, max)" in done.stdout
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT status, job_id FROM runs WHERE id = %s", (run_id,)).fetchone()
+    assert row == ("succeeded", None)  # no queue job was ever made
+    listed = cli(service, "runs", "--limit", "200", columns=120)
+    assert run_id in listed.stdout
+    printed = cli(service, "events", run_id[:13])
+    names = [json.loads(line)["name"] for line in printed.stdout.splitlines()]
+    started, completed = "cerebros.nas.run.started", "cerebros.nas.run.completed"
+    assert started in names and completed in names
+    assert names.index(started) < names.index(completed)
+    assert names.count("cerebros.nas.trial.completed") == 2
+    assert [e.id for e in CerebrosClient(service.base).events(run_id)] == run_event_ids(
+        database_url, run_id
+    )

@@ -1,0 +1,203 @@
+"""`cerebros run SPEC [--local]`: run a search and show its progress until it ends.
+
+Without --local it is `submit --watch` on the API. With --local the same saga runs in this
+process, without the API or the queue, and is still recorded in the database (run row with
+no job, trials, events), so `cerebros runs` and the event streams show it like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import uuid
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth.tokens import LOCAL_OWNER
+from app.cli.client import (
+    DEFAULT_URL,
+    SpecArg,
+    TokenOpt,
+    UrlOpt,
+    console,
+    print_outcome,
+    read_spec,
+    watch_run,
+)
+from app.cli.db import display_url, use_database
+from app.cli.errors import CliError
+from app.cli.watch import Watch, progress_bars
+from app.client import CerebrosClient
+from app.config import Settings, get_settings
+from app.db.models import Run, RunStatus
+from app.pipeline.errors import RunFailed
+from app.runs import repository
+from app.runs.submit import RUN_ID_TAKEN, request_hash
+from app.schemas.runs import EventOut, RunCreate, RunOut
+from app.schemas.trials import TrialList
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+DRAIN_S = 10.0  # after the run ended, how long events held back by others may take
+
+
+def run(
+    spec_file: SpecArg,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Run it in this process (no API, no worker), still recorded in the database.",
+        ),
+    ] = False,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
+    """Run a NAS search and follow it with progress bars until it ends."""
+    spec = read_spec(spec_file)
+    if not local:
+        with CerebrosClient(url, token=token or None) as client:
+            submitted = client.submit(spec)
+            console.print(f"run {submitted.id} {submitted.status}")
+            final = watch_run(client, submitted, url)
+    else:
+        try:
+            body = RunCreate.model_validate(spec)
+        except ValidationError as exc:
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise CliError(f"{spec_file}: {fields}", code=2) from None
+        final = run_local(body, get_settings())
+    if final.status != "succeeded":
+        raise typer.Exit(code=1)
+
+
+def run_local(body: RunCreate, settings: Settings) -> RunOut:
+    """Record the run, execute its saga here with progress bars, print the outcome."""
+    from app.db.migrate import upgrade
+
+    # Warnings only: the bars are the output. The Keras engine is imported before the
+    # loop starts, not inside the run (it would block the progress display for seconds).
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    url = use_database(settings)
+    upgrade(url)
+    import app.nas.engine  # noqa: F401
+
+    console.print(f"database: {display_url(url)}")
+    final, trials = asyncio.run(_execute(url, get_settings(), body))
+    print_outcome(final, trials)
+    return final
+
+
+async def _create_run(sessions: async_sessionmaker[AsyncSession], body: RunCreate) -> Run:
+    """The run row, as `POST /runs` stores it, but with no queue job (job_id NULL)."""
+    spec = body.model_dump(mode="json", exclude={"run_id"})
+    run_id = body.run_id or uuid.uuid4()
+    digest = request_hash({**spec, "run_id": str(body.run_id) if body.run_id else None})
+    run = Run(
+        id=run_id, owner=LOCAL_OWNER, status=RunStatus.QUEUED.value, spec=spec, request_hash=digest
+    )
+    try:
+        async with sessions.begin() as session:
+            session.add(run)
+    except IntegrityError as exc:
+        raise CliError(RUN_ID_TAKEN, code=2) from exc
+    return run
+
+
+async def _execute(url: str, settings: Settings, body: RunCreate) -> tuple[RunOut, TrialList]:
+    from app.pipeline.job import execute_run_job
+    from app.queue.worker_state import init_worker_resources
+
+    resources = init_worker_resources(url, settings)
+    try:
+        run = await _create_run(resources.sessions, body)
+        console.print(f"run {run.id} running here (--local)")
+        job = asyncio.create_task(execute_run_job(resources, run.id, final_attempt=True))
+        _cancel_on_ctrl_c(url, settings, resources.sessions, run.id)
+        with progress_bars(console) as progress:
+            view = Watch(RunOut.model_validate(run, from_attributes=True), progress)
+            await _follow(resources.sessions, run.id, view, job)
+        with contextlib.suppress(RunFailed):  # recorded on the run, shown below
+            await job
+        async with resources.sessions() as session:
+            final = await repository.get_run(session, run.id)
+            assert final is not None
+            return RunOut.model_validate(final, from_attributes=True), await _ranked(session, final)
+    finally:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+        await resources.engine.dispose()
+
+
+async def _follow(
+    sessions: async_sessionmaker[AsyncSession],
+    run_id: uuid.UUID,
+    view: Watch,
+    job: asyncio.Task[None],
+) -> None:
+    """Feed the run's events to the display, in stream order, until the run has ended and
+    every event it wrote was shown."""
+    position = repository.STREAM_START
+    ended_at: float | None = None
+    loop = asyncio.get_running_loop()
+    while True:
+        ended = job.done()  # sampled before the read: what it wrote is committed by now
+        async with sessions() as session:
+            page = await repository.released_events(
+                session, after=position, limit=500, run_id=run_id
+            )
+        for event, _ in page.rows:
+            view.on_event(EventOut.model_validate(event, from_attributes=True))
+        position = page.last or position
+        if ended and not page.full:
+            ended_at = ended_at or loop.time()
+            # Events of ours wait only behind other sessions' older open transactions.
+            if not page.held_back or loop.time() - ended_at > DRAIN_S:
+                return
+        if not page.full:
+            await asyncio.sleep(POLL_S)
+
+
+def _cancel_on_ctrl_c(
+    url: str, settings: Settings, sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID
+) -> None:
+    """Ctrl+C cancels the run the way `cerebros cancel` would (it stops within an epoch and
+    is undone); a second Ctrl+C quits at once, leaving the run `running` in the database."""
+    from app.queue.app import create_queue_app
+    from app.runs.cancel import cancel_run
+
+    loop = asyncio.get_running_loop()
+    pressed: list[asyncio.Task[Run]] = []
+
+    def on_sigint() -> None:
+        if pressed:
+            console.print(f"quit: run {run_id} is left 'running' in the database")
+            # Not SystemExit: the interpreter would wait for the training thread to end.
+            os._exit(130)
+        console.print(f"cancelling run {run_id} (stops within an epoch; Ctrl+C again quits)")
+        queue = create_queue_app(url, settings)  # never opened: a local run has no job
+        pressed.append(loop.create_task(cancel_run(sessions, queue, run_id, owner=None)))
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+
+
+async def _ranked(session: AsyncSession, run: Run) -> TrialList:
+    """The run's trials best first, as `GET /runs/{id}/trials?sort=score` gives them."""
+    from app.api.routes.trials import objective_of, ranked, trial_out
+
+    objective, direction = objective_of(run)
+    rows = ranked(await repository.list_trials(session, run.id), direction)
+    return TrialList(items=[trial_out(t) for t in rows], objective=objective, direction=direction)
+
+
+def register(cli: typer.Typer) -> None:
+    cli.command()(run)
