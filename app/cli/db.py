@@ -14,6 +14,7 @@ from app.cli.errors import CliError
 from app.config import Settings, get_settings
 from app.db.embedded import EmbeddedCluster, locate_cluster
 from app.db.session import resolve_database_url
+from app.db.urls import libpq_url
 
 db_cli = typer.Typer(
     help="The database in use: its URL, a psql shell, start or stop the embedded one.",
@@ -98,8 +99,15 @@ def psql(ctx: typer.Context) -> None:
     target = cluster.url() if cluster is not None else resolve_database_url(settings)
     program = _psql()
     if program is None:
-        raise CliError(f"psql is not installed; connect with another client to: {target}")
-    os.execv(program, [program, target, *ctx.args])
+        shown = display_url(target)
+        raise CliError(f"psql is not installed; connect with another client to: {shown}")
+    # The password goes in the environment: on the command line `ps` would show it.
+    parsed = make_url(libpq_url(target))
+    env = dict(os.environ)
+    if parsed.password:
+        env["PGPASSWORD"] = str(parsed.password)
+        target = parsed._replace(password=None).render_as_string(hide_password=False)
+    os.execve(program, [program, target, *ctx.args], env)
 
 
 @db_cli.command("start")

@@ -38,9 +38,15 @@ def resolve_database_url(settings: Settings) -> str:
         )
     cluster = locate_cluster(settings.data_dir)
     if not cluster.running():
+        moved = (
+            ""
+            if cluster.home == cluster.data_dir
+            else f" (the server's user cannot reach {cluster.data_dir})"
+        )
         log.warning(
-            "starting the embedded PostgreSQL in %s (it keeps running; `cerebros down` stops it)",
+            "starting the embedded PostgreSQL in %s%s (it keeps running; `cerebros down` stops it)",
             cluster.pgdata,
+            moved,
         )
     return cluster.start()
 

@@ -62,8 +62,10 @@ def test_a_command_that_starts_the_embedded_server_says_so_in_one_line(data_dir:
 
     assert listed.returncode == 0, listed.stderr
     cluster = locate_cluster(data_dir)
+    # As root, under pytest's 0700 tmp dir, the cluster lives elsewhere and the line says why.
+    moved = "" if cluster.home == data_dir else f" (the server's user cannot reach {data_dir})"
     assert listed.stderr.splitlines() == [
-        f"starting the embedded PostgreSQL in {cluster.pgdata} "
+        f"starting the embedded PostgreSQL in {cluster.pgdata}{moved} "
         "(it keeps running; `cerebros down` stops it)"
     ]
     assert cluster.running()
