@@ -15,6 +15,7 @@ COPY scripts/install_torch.sh ./scripts/
 RUN bash scripts/install_torch.sh
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
+COPY migrations ./migrations
 RUN pip install .
 
 USER cerebros
