@@ -15,8 +15,16 @@ from app.pipeline.errors import RunFailed
 from app.pipeline.steps import RunSteps
 from app.queue.worker_state import WorkerResources
 from app.runs import repository, trials
-from app.saga import Input, Result, Saga, SagaFailed, SagaListener, SagaRunner, Step
-from app.saga.store import SagaStore
+from app.saga import (
+    Input,
+    PostgresSagaStore,
+    Result,
+    Saga,
+    SagaFailed,
+    SagaListener,
+    SagaRunner,
+    Step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +141,7 @@ def _runner(
     resources: WorkerResources, run_id: uuid.UUID, steps: RunSteps, final: bool
 ) -> SagaRunner:
     return SagaRunner(
-        resources.sessions,
+        PostgresSagaStore(resources.sessions),
         listener=RunSagaListener(resources.sessions, run_id, steps),
         fault_steps=resources.settings.fault_step_names,
         final_attempt=final,
@@ -190,7 +198,7 @@ async def abort_run(
 
 async def saga_unfinished(resources: WorkerResources, run_id: uuid.UUID) -> bool:
     """True when the run's saga is stored and still running (a pivot or an undo to finish)."""
-    record = await SagaStore(resources.sessions).load(str(run_id))
+    record = await PostgresSagaStore(resources.sessions).load(str(run_id))
     return record is not None and record.status == "running"
 
 

@@ -1,8 +1,9 @@
 """A small, generic, durable saga engine (knows nothing of NAS, HTTP or the job queue).
 
-Define steps and their inputs, run them with `SagaRunner(session_factory).run(...)`; state is
-stored in Postgres so an interrupted saga resumes where it stopped. See `Step` for the step
-callables, `app.saga.errors` for what each exception means.
+Define steps and their inputs, run them with `SagaRunner(store).run(...)`; state is kept by
+a `SagaStore` (`PostgresSagaStore` in production, `InMemorySagaStore` for fast tests) so an
+interrupted saga resumes where it stopped. See `Step` for the step callables and
+`app.saga.errors` for what each exception means.
 """
 
 from app.saga.context import SagaOutcome, StepContext
@@ -22,14 +23,19 @@ from app.saga.errors import (
 )
 from app.saga.faults import FaultPlan
 from app.saga.listener import SagaListener
+from app.saga.memory_store import InMemorySagaStore
+from app.saga.postgres_store import PostgresSagaStore
 from app.saga.runner import SagaRunner, run_saga_sync
 from app.saga.steps import sub_saga_step
+from app.saga.store import SagaRecord, SagaStore, StepRecord
 
 __all__ = [
     "FaultPlan",
     "Halt",
+    "InMemorySagaStore",
     "InjectedFault",
     "Input",
+    "PostgresSagaStore",
     "Result",
     "Retry",
     "Saga",
@@ -38,11 +44,14 @@ __all__ = [
     "SagaFailed",
     "SagaListener",
     "SagaOutcome",
+    "SagaRecord",
     "SagaRunner",
+    "SagaStore",
     "Step",
     "StepCancelled",
     "StepContext",
     "StepInterrupted",
+    "StepRecord",
     "StepRejected",
     "UndoIncomplete",
     "UndoOutcome",

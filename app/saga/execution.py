@@ -9,7 +9,6 @@ attempted once the failure itself has been recorded.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Any
 
 from app.saga.context import SagaOutcome, StepContext
@@ -27,16 +26,11 @@ from app.saga.errors import (
     UnserializableResult,
     describe,
 )
-from app.saga.store import SagaRecord, StepRecord
+from app.saga.store import SagaRecord, StepRecord, json_roundtrip
 
 if TYPE_CHECKING:
     from app.saga.definition import Saga
     from app.saga.runner import SagaRunner
-
-
-def json_roundtrip(value: Any) -> Any:
-    """The value as it will read back from JSONB (so a fresh run and a resume agree)."""
-    return json.loads(json.dumps(value, allow_nan=False))
 
 
 class Execution:

@@ -11,33 +11,38 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.saga.context import SagaOutcome
 from app.saga.definition import Saga
 from app.saga.errors import SagaDefinitionError, SagaFailed, UndoOutcome
-from app.saga.execution import Execution, json_roundtrip
+from app.saga.execution import Execution
 from app.saga.faults import FaultPlan
 from app.saga.listener import SafeListener, SagaListener
-from app.saga.store import SagaRecord, SagaStore
+from app.saga.postgres_store import PostgresSagaStore
+from app.saga.store import SagaRecord, SagaStore, json_roundtrip
 
 
 class SagaRunner:
-    """Runs sagas durably against the `sagas`/`saga_steps` tables.
+    """Runs sagas durably against a `SagaStore`.
 
-    `listener` receives observer hooks (its errors are ignored). `fault_steps` names the
-    faults to inject (`step` or `step:point`, see `app.saga.faults`; the caller gates this by
-    configuration); they apply to sub-sagas too. `final_attempt=False` says the caller will
-    run the saga again later (a queue job with attempts left): an undo that fails then leaves
-    the saga failing and raises `UndoIncomplete`, so the next run retries it; on the final
-    attempt undo failures are recorded and the saga fails for good. One saga id must not be
-    run by two runners at once (the run lock guarantees it).
+    `store` is a `SagaStore` (`PostgresSagaStore`, `InMemorySagaStore`); a session factory
+    is shorthand for `PostgresSagaStore(session_factory)`. `listener` receives observer
+    hooks (its errors are ignored). `fault_steps` names the faults to inject (`step` or
+    `step:point`, see `app.saga.faults`; the caller gates this by configuration); they apply
+    to sub-sagas too. `final_attempt=False` says the caller will run the saga again later (a
+    queue job with attempts left): an undo that fails then leaves the saga failing and
+    raises `UndoIncomplete`, so the next run retries it; on the final attempt undo failures
+    are recorded and the saga fails for good. One saga id must not be run by two runners at
+    once (the run lock guarantees it).
     """
 
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession],
+        store: SagaStore | async_sessionmaker[AsyncSession],
         *,
         listener: SagaListener | None = None,
         fault_steps: Iterable[str] = (),
         final_attempt: bool = True,
     ) -> None:
-        self.store = SagaStore(session_factory)
+        if isinstance(store, async_sessionmaker):
+            store = PostgresSagaStore(store)
+        self.store: SagaStore = store
         self.listener = SafeListener(listener)
         self.faults = FaultPlan.parse(fault_steps)
         self.final_attempt = final_attempt

@@ -1,184 +1,128 @@
-"""Persistence of saga state: the only module that knows the `sagas`/`saga_steps` tables.
+"""What the engine stores: the `SagaStore` contract and the records it reads back.
 
-Every change is its own short transaction, so the stored state is the last thing that
-really happened; an exception from here means the state could not be recorded.
+Two implementations keep the same contract: `PostgresSagaStore` (`app.saga.postgres_store`,
+the `sagas`/`saga_steps` tables) and `InMemorySagaStore` (`app.saga.memory_store`, for fast
+tests). `tests/saga/test_store_contract.py` runs the same checks against both.
+
+The rules every store follows:
+- every call is its own atomic change, so the stored state is the last thing that really
+  happened; an exception means the change was not recorded;
+- JSON values (inputs, results, errors) read back as JSON (`json_roundtrip`) and are
+  copies: mutating a record or a value passed in never changes the stored state;
+- a saga's status is one of `SAGA_STATUSES`, a step's state one of `STEP_STATES`; any other
+  value raises `ValueError` and changes nothing;
+- `step_succeeded` numbers completions within a saga 1, 2, ... (`seq`): undo runs in
+  descending `seq`;
+- the step methods and `saga_failing`/`saga_finished` expect a saga opened with `open` (and
+  steps added with `add_steps`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal, Protocol, get_args
 
-from sqlalchemy import func, null, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+SagaStatus = Literal["running", "halted", "succeeded", "failed"]
+StepState = Literal[
+    "pending", "running", "succeeded", "failed", "compensated", "undone", "undo_failed"
+]
+SAGA_STATUSES: tuple[str, ...] = get_args(SagaStatus)
+STEP_STATES: tuple[str, ...] = get_args(StepState)
+# States `step_ended` records; 'failed' and 'compensated' end the step's last attempt.
+ENDED_STATES = ("failed", "compensated", "undone", "undo_failed")
+FINISHED_STATUSES = ("succeeded", "failed", "halted")
 
-from app.db.saga_models import SagaRow, SagaStepRow
+
+def json_roundtrip(value: Any) -> Any:
+    """The value as it will read back from the store (so a fresh run and a resume agree).
+
+    Raises `TypeError` or `ValueError` for a value that is not JSON (NaN included).
+    """
+    return json.loads(json.dumps(value, allow_nan=False))
+
+
+def check_state(state: str, allowed: tuple[str, ...] = STEP_STATES) -> None:
+    """Raise `ValueError` unless `state` is one of `allowed`."""
+    if state not in allowed:
+        raise ValueError(f"state {state!r} is not one of {list(allowed)}")
 
 
 @dataclass
 class StepRecord:
-    """Stored state of one step."""
+    """Stored state of one step (a copy: changing it changes nothing stored)."""
 
     name: str
     state: str
     result: Any = None
     error: dict[str, Any] | None = None
     attempts: int = 0
-    seq: int | None = None
+    seq: int | None = None  # completion order within the saga, set when it succeeds
+    started_at: datetime | None = None  # of the last attempt
+    finished_at: datetime | None = None  # of the last attempt: succeeded, failed, compensated
 
 
 @dataclass
 class SagaRecord:
-    """Stored state of one saga and its steps."""
+    """Stored state of one saga and its steps (a copy: changing it changes nothing stored)."""
 
     id: str
     name: str
     status: str
     inputs: dict[str, Any]
+    # While status is 'running', an error means "failure decided, undo in progress";
+    # for 'halted' it says which step halted and why.
     error: dict[str, Any] | None
     parent_id: str | None
     steps: dict[str, StepRecord] = field(default_factory=dict)
+    finished_at: datetime | None = None  # set by a final status; None while running or halted
 
 
-class SagaStore:
-    """Reads and writes saga state through an async session factory."""
-
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = session_factory
+class SagaStore(Protocol):
+    """Durable saga state, as the engine reads and writes it (see the module's rules)."""
 
     async def open(
         self, saga_id: str, name: str, inputs: dict[str, Any], parent_id: str | None
     ) -> SagaRecord:
-        """Create the saga if new, turn 'halted' back into 'running', and load it."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                insert(SagaRow)
-                .values(id=saga_id, name=name, status="running", inputs=inputs, parent_id=parent_id)
-                .on_conflict_do_nothing(index_elements=["id"])
-            )
-            await session.execute(
-                update(SagaRow)
-                .where(SagaRow.id == saga_id, SagaRow.status == "halted")
-                .values(status="running", error=null(), updated_at=func.clock_timestamp())
-            )
-            return await self._load(session, saga_id)
+        """Create the saga ('running') if new, turn 'halted' back into 'running' (clearing
+        its error), and return it. A known saga keeps its stored name and inputs."""
+        ...
 
     async def load(self, saga_id: str) -> SagaRecord | None:
-        """The stored saga, or None."""
-        async with self._sessions() as session:
-            if await session.get(SagaRow, saga_id) is None:
-                return None
-            return await self._load(session, saga_id)
-
-    async def _load(self, session: AsyncSession, saga_id: str) -> SagaRecord:
-        row = (await session.execute(select(SagaRow).where(SagaRow.id == saga_id))).scalar_one()
-        steps = (
-            await session.execute(select(SagaStepRow).where(SagaStepRow.saga_id == saga_id))
-        ).scalars()
-        return SagaRecord(
-            id=row.id,
-            name=row.name,
-            status=row.status,
-            inputs=row.inputs,
-            error=row.error,
-            parent_id=row.parent_id,
-            steps={
-                s.name: StepRecord(s.name, s.state, s.result, s.error, s.attempts, s.seq)
-                for s in steps
-            },
-        )
+        """The stored saga with its steps, or None."""
+        ...
 
     async def add_steps(self, saga_id: str, names: Iterable[str]) -> None:
-        """Record steps as 'pending' (known steps are left as they are)."""
-        rows = [{"saga_id": saga_id, "name": n, "state": "pending"} for n in names]
-        if not rows:
-            return
-        async with self._sessions.begin() as session:
-            await session.execute(
-                insert(SagaStepRow)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["saga_id", "name"])
-            )
+        """Record steps as 'pending' with no attempts; known steps are left as they are."""
+        ...
 
     async def step_running(self, saga_id: str, name: str, attempts: int) -> None:
-        await self._update_step(
-            saga_id,
-            name,
-            state="running",
-            attempts=attempts,
-            started_at=func.clock_timestamp(),
-            finished_at=null(),
-        )
+        """An attempt starts: state 'running', `attempts` stored, a new `started_at`."""
+        ...
 
     async def step_succeeded(self, saga_id: str, name: str, result: Any) -> int:
-        """Store the result and return the step's completion order number."""
-        next_seq = (
-            select(func.coalesce(func.max(SagaStepRow.seq), 0) + 1)
-            .where(SagaStepRow.saga_id == saga_id)
-            .scalar_subquery()
-        )
-        async with self._sessions.begin() as session:
-            seq = (
-                await session.execute(
-                    update(SagaStepRow)
-                    .where(SagaStepRow.saga_id == saga_id, SagaStepRow.name == name)
-                    .values(
-                        state="succeeded",
-                        result=result,
-                        error=null(),
-                        seq=next_seq,
-                        finished_at=func.clock_timestamp(),
-                        updated_at=func.clock_timestamp(),
-                    )
-                    .returning(SagaStepRow.seq)
-                )
-            ).scalar_one()
-        assert seq is not None  # just assigned from a non-null expression
-        return seq
+        """Store the result (clearing the error) and return the step's new `seq`."""
+        ...
 
     async def step_ended(
         self, saga_id: str, name: str, state: str, error: dict[str, Any] | None
     ) -> None:
-        """Store a final non-success state: failed, compensated, undone, undo_failed."""
-        values: dict[str, Any] = {"state": state}
-        if error is not None:
-            values["error"] = error
-        if state in ("failed", "compensated"):
-            values["finished_at"] = func.clock_timestamp()
-        await self._update_step(saga_id, name, **values)
+        """Store a final non-success state: failed, compensated, undone, undo_failed.
+
+        A None `error` keeps the stored one; 'failed' and 'compensated' set `finished_at`.
+        """
+        ...
 
     async def step_pending(self, saga_id: str, name: str, error: dict[str, Any]) -> None:
-        """Put a halted step back to 'pending' (it reruns on resume)."""
-        await self._update_step(saga_id, name, state="pending", error=error)
+        """Put a halted step back to 'pending' with `error` (it reruns on resume)."""
+        ...
 
     async def saga_failing(self, saga_id: str, error: dict[str, Any]) -> None:
-        """Record that the saga is failing; undo follows (and resumes after a crash)."""
-        await self._update_saga(saga_id, error=error)
+        """Record that the saga is failing (status stays 'running'); undo follows."""
+        ...
 
     async def saga_finished(self, saga_id: str, status: str, error: dict[str, Any] | None) -> None:
-        """Store a final status: succeeded, failed, or halted."""
-        finished = null() if status == "halted" else func.clock_timestamp()
-        await self._update_saga(
-            saga_id,
-            status=status,
-            error=null() if error is None else error,
-            finished_at=finished,
-        )
-
-    async def _update_step(self, saga_id: str, name: str, **values: Any) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(SagaStepRow)
-                .where(SagaStepRow.saga_id == saga_id, SagaStepRow.name == name)
-                .values(updated_at=func.clock_timestamp(), **values)
-            )
-
-    async def _update_saga(self, saga_id: str, **values: Any) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(SagaRow)
-                .where(SagaRow.id == saga_id)
-                .values(updated_at=func.clock_timestamp(), **values)
-            )
+        """Store a final status: succeeded, failed, or halted (which clears `finished_at`)."""
+        ...

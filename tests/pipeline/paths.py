@@ -9,12 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Trial
-from app.db.saga_models import SagaRow, SagaStepRow
 from app.events import names
 from app.events.patterns import matches
 from app.pipeline.job import RunFailed, execute_run_job
 from app.queue.retry import TransientError
 from app.queue.worker_state import WorkerResources
+from app.saga.models import SagaRow, SagaStepRow
 from tests.pipeline.conftest import event_names, load_run
 
 UNDOABLE = ("publish_start_event", "execute_nas_run")

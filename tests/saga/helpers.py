@@ -1,4 +1,4 @@
-"""Shared helpers for the saga tests: step factories that log calls, and table readers."""
+"""Shared helpers for the saga tests: step factories that log calls, and state readers."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from app.db.saga_models import SagaRow, SagaStepRow
-from app.saga import Input, Result, Step, StepContext
+from app.saga import Input, Result, SagaRecord, SagaStore, Step, StepContext, StepRecord
 
 
 class SimulatedCrash(BaseException):
@@ -62,20 +58,16 @@ class Log:
         return Step(name, run=run, undo=do_undo if undo else None, inputs=inputs)
 
 
-async def saga_row(factory: async_sessionmaker[AsyncSession], saga_id: str) -> SagaRow:
-    async with factory() as session:
-        row = await session.get(SagaRow, saga_id)
-        assert row is not None, f"saga {saga_id} not stored"
-        return row
+async def saga_record(store: SagaStore, saga_id: str) -> SagaRecord:
+    """The stored saga, read back through the store under test."""
+    record = await store.load(saga_id)
+    assert record is not None, f"saga {saga_id} not stored"
+    return record
 
 
-async def step_rows(
-    factory: async_sessionmaker[AsyncSession], saga_id: str
-) -> dict[str, SagaStepRow]:
-    async with factory() as session:
-        rows = await session.execute(select(SagaStepRow).where(SagaStepRow.saga_id == saga_id))
-        return {r.name: r for r in rows.scalars()}
+async def step_records(store: SagaStore, saga_id: str) -> dict[str, StepRecord]:
+    return (await saga_record(store, saga_id)).steps
 
 
-async def states(factory: async_sessionmaker[AsyncSession], saga_id: str) -> dict[str, str]:
-    return {name: row.state for name, row in (await step_rows(factory, saga_id)).items()}
+async def states(store: SagaStore, saga_id: str) -> dict[str, str]:
+    return {name: step.state for name, step in (await step_records(store, saga_id)).items()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.saga import (
     Halt,
@@ -14,16 +13,15 @@ from app.saga import (
     Saga,
     SagaFailed,
     SagaRunner,
+    SagaStore,
     Step,
     StepContext,
     sub_saga_step,
 )
-from tests.saga.helpers import Log, SimulatedCrash, new_id, saga_row, states, step_rows
-
-Factory = async_sessionmaker[AsyncSession]
+from tests.saga.helpers import Log, SimulatedCrash, new_id, saga_record, states, step_records
 
 
-async def test_sub_saga_failure_undoes_child_then_parent(session_factory: Factory) -> None:
+async def test_sub_saga_failure_undoes_child_then_parent(store: SagaStore) -> None:
     log = Log()
     child = Saga("child", [log.step("c1"), log.step("c2", ("c1",), fail=True)])
 
@@ -41,20 +39,20 @@ async def test_sub_saga_failure_undoes_child_then_parent(session_factory: Factor
     )
     saga_id = new_id()
     with pytest.raises(SagaFailed) as info:
-        await SagaRunner(session_factory).run(parent, saga_id=saga_id, inputs={})
+        await SagaRunner(store).run(parent, saga_id=saga_id, inputs={})
     assert log.of("undo") == ["c1", "p1"]  # the child's own undo first, then the parent's
     assert (info.value.step, info.value.error_type) == ("p2", "SagaFailed")
     assert "c2" in info.value.message
 
     child_id = f"{saga_id}/p2"
-    child_row = await saga_row(session_factory, child_id)
+    child_row = await saga_record(store, child_id)
     assert (child_row.parent_id, child_row.status, child_row.inputs) == (
         saga_id,
         "failed",
         {"from": "parent"},
     )
-    assert await states(session_factory, child_id) == {"c1": "undone", "c2": "failed"}
-    assert await states(session_factory, saga_id) == {
+    assert await states(store, child_id) == {"c1": "undone", "c2": "failed"}
+    assert await states(store, saga_id) == {
         "p1": "undone",
         "p2": "failed",
         "p3": "pending",
@@ -62,7 +60,7 @@ async def test_sub_saga_failure_undoes_child_then_parent(session_factory: Factor
 
 
 async def test_sub_saga_step_is_undone_when_a_later_parent_step_fails(
-    session_factory: Factory,
+    store: SagaStore,
 ) -> None:
     log = Log()
 
@@ -84,19 +82,19 @@ async def test_sub_saga_step_is_undone_when_a_later_parent_step_fails(
     )
     saga_id = new_id()
     with pytest.raises(SagaFailed) as info:
-        await SagaRunner(session_factory).run(parent, saga_id=saga_id, inputs={})
+        await SagaRunner(store).run(parent, saga_id=saga_id, inputs={})
     assert log.of("undo") == ["c1:42:21", "p1"]
     assert [(o.step, o.status) for o in info.value.undo] == [
         ("train", "undone"),
         ("p1", "undone"),
     ]
-    child_row = await saga_row(session_factory, f"{saga_id}/train")
+    child_row = await saga_record(store, f"{saga_id}/train")
     assert child_row.status == "failed"
     assert child_row.error is not None and child_row.error["type"] == "SagaCancelled"
-    assert (await step_rows(session_factory, saga_id))["train"].result == {"c1": 42}
+    assert (await step_records(store, saga_id))["train"].result == {"c1": 42}
 
 
-async def test_resumed_parent_does_not_rerun_finished_sub_saga(session_factory: Factory) -> None:
+async def test_resumed_parent_does_not_rerun_finished_sub_saga(store: SagaStore) -> None:
     log = Log()
     child = Saga("child3", [log.step("c1")])
     crash = {"after": True}
@@ -113,8 +111,8 @@ async def test_resumed_parent_does_not_rerun_finished_sub_saga(session_factory: 
     )
     saga_id = new_id()
     with pytest.raises(SimulatedCrash):
-        await SagaRunner(session_factory).run(parent, saga_id=saga_id, inputs={})
-    outcome = await SagaRunner(session_factory).run(parent, saga_id=saga_id)
+        await SagaRunner(store).run(parent, saga_id=saga_id, inputs={})
+    outcome = await SagaRunner(store).run(parent, saga_id=saga_id)
     assert outcome.results == {"sub": {"c1": {"step": "c1", "inputs": {}}}, "after": "done"}
     assert log.count("run") == {"c1": 1}
 
@@ -152,15 +150,13 @@ def trial_steps(log: Log, crash_once: set[str]) -> Saga:
     )
 
 
-async def test_dynamic_steps_run_and_persist(session_factory: Factory) -> None:
+async def test_dynamic_steps_run_and_persist(store: SagaStore) -> None:
     log = Log()
     saga_id = new_id()
-    outcome = await SagaRunner(session_factory).run(
-        trial_steps(log, set()), saga_id=saga_id, inputs={"n": 3}
-    )
+    outcome = await SagaRunner(store).run(trial_steps(log, set()), saga_id=saga_id, inputs={"n": 3})
     assert outcome.results["collect"] == 0 + 10 + 20
     assert log.of("run") == ["plan", "trial_0", "trial_1", "trial_2", "collect"]
-    rows = await step_rows(session_factory, saga_id)
+    rows = await step_records(store, saga_id)
     assert {n: (r.state, r.result) for n, r in rows.items()} == {
         "plan": ("succeeded", {"trials": 3}),
         "trial_0": ("succeeded", 0),
@@ -170,26 +166,24 @@ async def test_dynamic_steps_run_and_persist(session_factory: Factory) -> None:
     }
 
 
-async def test_dynamic_steps_are_recreated_on_resume(session_factory: Factory) -> None:
+async def test_dynamic_steps_are_recreated_on_resume(store: SagaStore) -> None:
     log = Log()
     saga_id = new_id()
     crash = {"trial_1"}
     with pytest.raises(SimulatedCrash):
-        await SagaRunner(session_factory).run(
-            trial_steps(log, crash), saga_id=saga_id, inputs={"n": 2}
-        )
-    assert await states(session_factory, saga_id) == {
+        await SagaRunner(store).run(trial_steps(log, crash), saga_id=saga_id, inputs={"n": 2})
+    assert await states(store, saga_id) == {
         "plan": "succeeded",
         "trial_0": "succeeded",
         "trial_1": "running",
         "collect": "pending",
     }
-    outcome = await SagaRunner(session_factory).run(trial_steps(log, crash), saga_id=saga_id)
+    outcome = await SagaRunner(store).run(trial_steps(log, crash), saga_id=saga_id)
     assert outcome.results["collect"] == 10
     assert log.count("run") == {"plan": 1, "trial_0": 1, "trial_1": 2, "collect": 1}
 
 
-async def test_invalid_expansion_fails_the_expanding_step(session_factory: Factory) -> None:
+async def test_invalid_expansion_fails_the_expanding_step(store: SagaStore) -> None:
     async def plan(ctx: StepContext) -> int:
         return 1
 
@@ -201,12 +195,12 @@ async def test_invalid_expansion_fails_the_expanding_step(session_factory: Facto
 
     saga = Saga("bad-dynamic", [Step("plan", run=plan, expand=expand)])
     with pytest.raises(SagaFailed) as info:
-        await SagaRunner(session_factory).run(saga, saga_id=new_id(), inputs={})
+        await SagaRunner(store).run(saga, saga_id=new_id(), inputs={})
     assert (info.value.step, info.value.error_type) == ("plan", "SagaDefinitionError")
     assert "duplicate step 'plan'" in info.value.message
 
 
-async def test_halted_sub_saga_halts_parent_and_resumes(session_factory: Factory) -> None:
+async def test_halted_sub_saga_halts_parent_and_resumes(store: SagaStore) -> None:
     log = Log()
     ready = {"value": False}
 
@@ -219,10 +213,10 @@ async def test_halted_sub_saga_halts_parent_and_resumes(session_factory: Factory
     child = Saga("child4", [log.step("c1"), Step("wait", run=wait, after=("c1",))])
     parent = Saga("parent4", [log.step("p1"), sub_saga_step("sub", child, after=("p1",))])
     saga_id = new_id()
-    runner = SagaRunner(session_factory)
+    runner = SagaRunner(store)
     outcome = await runner.run(parent, saga_id=saga_id, inputs={})
     assert (outcome.status, outcome.halted_by) == ("halted", "sub")
-    assert (await saga_row(session_factory, f"{saga_id}/sub")).status == "halted"
+    assert (await saga_record(store, f"{saga_id}/sub")).status == "halted"
 
     ready["value"] = True
     outcome = await runner.run(parent, saga_id=saga_id)

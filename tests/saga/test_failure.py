@@ -6,12 +6,19 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.saga import Retry, Saga, SagaFailed, SagaRunner, Step, StepCancelled, StepContext
-from tests.saga.helpers import Log, new_id, saga_row, states, step_rows
+from app.saga import (
+    Retry,
+    Saga,
+    SagaFailed,
+    SagaRunner,
+    SagaStore,
+    Step,
+    StepCancelled,
+    StepContext,
+)
+from tests.saga.helpers import Log, new_id, saga_record, states, step_records
 
-Factory = async_sessionmaker[AsyncSession]
 CHAIN = ["s0", "s1", "s2", "s3", "s4"]
 
 
@@ -26,7 +33,7 @@ def chain(log: Log, fail_at: str | None = None) -> Saga:
 @pytest.mark.parametrize("how", ["raise", "inject"])
 @pytest.mark.parametrize("position", range(len(CHAIN)))
 async def test_failure_at_each_position_undoes_exactly_the_completed_steps(
-    session_factory: Factory, position: int, how: str
+    store: SagaStore, position: int, how: str
 ) -> None:
     log = Log()
     failing = CHAIN[position]
@@ -34,7 +41,7 @@ async def test_failure_at_each_position_undoes_exactly_the_completed_steps(
     faults = frozenset({failing}) if how == "inject" else frozenset()
     saga_id = new_id()
     with pytest.raises(SagaFailed) as info:
-        await SagaRunner(session_factory, fault_steps=faults).run(saga, saga_id=saga_id, inputs={})
+        await SagaRunner(store, fault_steps=faults).run(saga, saga_id=saga_id, inputs={})
 
     completed = CHAIN[:position]
     assert log.of("undo") == list(reversed(completed))
@@ -46,15 +53,15 @@ async def test_failure_at_each_position_undoes_exactly_the_completed_steps(
     expected = {s: "undone" for s in completed}
     expected[failing] = "failed"
     expected.update({s: "pending" for s in CHAIN[position + 1 :]})
-    assert await states(session_factory, saga_id) == expected
-    row = await saga_row(session_factory, saga_id)
+    assert await states(store, saga_id) == expected
+    row = await saga_record(store, saga_id)
     assert row.status == "failed"
     assert row.error is not None and row.error["step"] == failing
     assert [u["step"] for u in row.error["undo"]] == list(reversed(completed))
 
 
 async def test_undo_follows_completion_order_not_declaration_order(
-    session_factory: Factory,
+    store: SagaStore,
 ) -> None:
     log = Log()
     release_slow = asyncio.Event()
@@ -85,8 +92,8 @@ async def test_undo_follows_completion_order_not_declaration_order(
     )
     saga_id = new_id()
     with pytest.raises(SagaFailed):
-        await SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={})
-    steps = await step_rows(session_factory, saga_id)
+        await SagaRunner(store).run(saga, saga_id=saga_id, inputs={})
+    steps = await step_records(store, saga_id)
     assert (steps["fast"].seq, steps["slow"].seq) == (1, 2)
     assert log.of("undo") == ["slow", "fast"]
 
@@ -110,18 +117,18 @@ def flaky(log: Log, failures: int, after: tuple[str, ...] = ()) -> Step:
     return Step("flaky", run=run, compensate=compensate, undo=undo, max_retries=2, after=after)
 
 
-async def test_compensate_can_retry_until_success(session_factory: Factory) -> None:
+async def test_compensate_can_retry_until_success(store: SagaStore) -> None:
     log = Log()
     saga = Saga("retry-ok", [log.step("a"), flaky(log, failures=2)])
     saga_id = new_id()
-    outcome = await SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={})
+    outcome = await SagaRunner(store).run(saga, saga_id=saga_id, inputs={})
     assert outcome.results["flaky"] == 3
     assert log.of("compensate") == [
         "flaky:1:attempt 1 failed",
         "flaky:2:attempt 2 failed",
     ]
     assert log.of("undo") == []
-    steps = await step_rows(session_factory, saga_id)
+    steps = await step_records(store, saga_id)
     assert (steps["flaky"].state, steps["flaky"].attempts, steps["flaky"].error) == (
         "succeeded",
         3,
@@ -130,24 +137,24 @@ async def test_compensate_can_retry_until_success(session_factory: Factory) -> N
 
 
 async def test_retries_stop_at_max_retries_then_earlier_steps_are_undone(
-    session_factory: Factory,
+    store: SagaStore,
 ) -> None:
     log = Log()
     saga = Saga("retry-exhausted", [log.step("a"), flaky(log, failures=99, after=("a",))])
     saga_id = new_id()
     with pytest.raises(SagaFailed) as info:
-        await SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={})
+        await SagaRunner(store).run(saga, saga_id=saga_id, inputs={})
     assert log.count("run")["flaky"] == 3  # first attempt + max_retries=2
     assert len(log.of("compensate")) == 3  # compensate ran for the failing step only...
     assert log.of("undo") == ["a"]  # ...and undo for the completed one, never for "flaky"
     assert (info.value.step, info.value.error_type) == ("flaky", "ConnectionError")
-    steps = await step_rows(session_factory, saga_id)
+    steps = await step_records(store, saga_id)
     assert (steps["flaky"].state, steps["flaky"].attempts) == ("compensated", 3)
     assert steps["flaky"].error == {"type": "ConnectionError", "message": "attempt 3 failed"}
     assert steps["a"].state == "undone"
 
 
-async def test_compensate_that_fails_is_recorded(session_factory: Factory) -> None:
+async def test_compensate_that_fails_is_recorded(store: SagaStore) -> None:
     async def run(ctx: StepContext) -> None:
         raise ValueError("work failed")
 
@@ -157,8 +164,8 @@ async def test_compensate_that_fails_is_recorded(session_factory: Factory) -> No
     saga = Saga("comp-fails", [Step("x", run=run, compensate=compensate)])
     saga_id = new_id()
     with pytest.raises(SagaFailed):
-        await SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={})
-    x = (await step_rows(session_factory, saga_id))["x"]
+        await SagaRunner(store).run(saga, saga_id=saga_id, inputs={})
+    x = (await step_records(store, saga_id))["x"]
     assert x.state == "failed"
     assert x.error == {
         "type": "ValueError",
@@ -168,7 +175,7 @@ async def test_compensate_that_fails_is_recorded(session_factory: Factory) -> No
 
 
 async def test_failed_undo_is_recorded_and_other_undos_still_run(
-    session_factory: Factory,
+    store: SagaStore,
 ) -> None:
     log = Log()
     saga = Saga(
@@ -182,7 +189,7 @@ async def test_failed_undo_is_recorded_and_other_undos_still_run(
     )
     saga_id = new_id()
     with pytest.raises(SagaFailed) as info:
-        await SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={})
+        await SagaRunner(store).run(saga, saga_id=saga_id, inputs={})
     assert log.of("undo") == ["b", "a"]
     assert [(o.step, o.status) for o in info.value.undo] == [
         ("c", "no_undo"),
@@ -190,7 +197,7 @@ async def test_failed_undo_is_recorded_and_other_undos_still_run(
         ("a", "undone"),
     ]
     assert info.value.undo_failed
-    steps = await step_rows(session_factory, saga_id)
+    steps = await step_records(store, saga_id)
     assert steps["b"].state == "undo_failed"
     assert steps["b"].error == {"type": "RuntimeError", "message": "undo of b broke"}
     assert steps["b"].result == {"step": "b", "inputs": {"a": {"step": "a", "inputs": {}}}}
@@ -201,7 +208,7 @@ async def test_failed_undo_is_recorded_and_other_undos_still_run(
     )
 
 
-async def test_running_sibling_is_cancelled_and_compensated(session_factory: Factory) -> None:
+async def test_running_sibling_is_cancelled_and_compensated(store: SagaStore) -> None:
     log = Log()
     started = asyncio.Event()
 
@@ -227,22 +234,20 @@ async def test_running_sibling_is_cancelled_and_compensated(session_factory: Fac
     )
     saga_id = new_id()
     with pytest.raises(SagaFailed) as info:
-        await asyncio.wait_for(
-            SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={}), 10
-        )
+        await asyncio.wait_for(SagaRunner(store).run(saga, saga_id=saga_id, inputs={}), 10)
     assert info.value.step == "boom"
     assert log.of("compensate") == [StepCancelled.__name__]
-    steps = await step_rows(session_factory, saga_id)
+    steps = await step_records(store, saga_id)
     assert steps["long"].state == "compensated"
     assert steps["long"].attempts == 1
     assert steps["long"].error is not None and steps["long"].error["type"] == "StepCancelled"
 
 
-async def test_a_failed_saga_is_not_rerun(session_factory: Factory) -> None:
+async def test_a_failed_saga_is_not_rerun(store: SagaStore) -> None:
     log = Log()
     saga = chain(log, fail_at="s2")
     saga_id = new_id()
-    runner = SagaRunner(session_factory)
+    runner = SagaRunner(store)
     with pytest.raises(SagaFailed) as first:
         await runner.run(saga, saga_id=saga_id, inputs={})
     calls = list(log.calls)

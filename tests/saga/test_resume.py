@@ -6,13 +6,19 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.saga import Halt, Result, Saga, SagaFailed, SagaRunner, Step, StepContext, StepInterrupted
-from app.saga.store import SagaStore
-from tests.saga.helpers import Log, SimulatedCrash, new_id, saga_row, states, step_rows
-
-Factory = async_sessionmaker[AsyncSession]
+from app.saga import (
+    Halt,
+    Result,
+    Saga,
+    SagaFailed,
+    SagaRunner,
+    SagaStore,
+    Step,
+    StepContext,
+    StepInterrupted,
+)
+from tests.saga.helpers import Log, SimulatedCrash, new_id, saga_record, states, step_records
 
 
 def crashing_chain(log: Log, crash_on: set[str]) -> Saga:
@@ -34,32 +40,32 @@ def crashing_chain(log: Log, crash_on: set[str]) -> Saga:
 
 
 async def test_resume_after_crash_skips_succeeded_and_reruns_interrupted(
-    session_factory: Factory,
+    store: SagaStore,
 ) -> None:
     log = Log()
     saga = crashing_chain(log, crash_on={"b"})
     saga_id = new_id()
     with pytest.raises(SimulatedCrash):
-        await SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={"k": 1})
+        await SagaRunner(store).run(saga, saga_id=saga_id, inputs={"k": 1})
     assert log.of("undo") == []  # a crash is not a failure: nothing is undone
-    assert await states(session_factory, saga_id) == {
+    assert await states(store, saga_id) == {
         "a": "succeeded",
         "b": "running",
         "c": "pending",
     }
-    assert (await saga_row(session_factory, saga_id)).status == "running"
+    assert (await saga_record(store, saga_id)).status == "running"
 
     # A new runner (as in a new process), no inputs given: the stored ones are used.
-    outcome = await SagaRunner(session_factory).run(saga, saga_id=saga_id)
+    outcome = await SagaRunner(store).run(saga, saga_id=saga_id)
     assert outcome.status == "succeeded"
     assert log.count("run") == {"a": 1, "b": 1, "c": 1}
     assert log.of("crash") == ["b"]
     assert outcome.results["c"]["inputs"]["b"]["inputs"]["a"] == {"step": "a", "inputs": {}}
-    steps = await step_rows(session_factory, saga_id)
+    steps = await step_records(store, saga_id)
     assert {n: s.attempts for n, s in steps.items()} == {"a": 1, "b": 2, "c": 1}
 
 
-async def test_cancelled_runner_leaves_resumable_state(session_factory: Factory) -> None:
+async def test_cancelled_runner_leaves_resumable_state(store: SagaStore) -> None:
     log = Log()
     inside = asyncio.Event()
     runs = 0
@@ -74,31 +80,31 @@ async def test_cancelled_runner_leaves_resumable_state(session_factory: Factory)
 
     saga = Saga("cancelled", [log.step("a"), Step("slow", run=slow, after=("a",))])
     saga_id = new_id()
-    task = asyncio.create_task(SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={}))
+    task = asyncio.create_task(SagaRunner(store).run(saga, saga_id=saga_id, inputs={}))
     await asyncio.wait_for(inside.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await states(session_factory, saga_id) == {"a": "succeeded", "slow": "running"}
+    assert await states(store, saga_id) == {"a": "succeeded", "slow": "running"}
 
-    outcome = await SagaRunner(session_factory).run(saga, saga_id=saga_id)
+    outcome = await SagaRunner(store).run(saga, saga_id=saga_id)
     assert outcome.results["slow"] == "slow done"
     assert (runs, log.count("run")["a"]) == (2, 1)
 
 
 async def test_finished_saga_returns_stored_outcome_without_running(
-    session_factory: Factory,
+    store: SagaStore,
 ) -> None:
     log = Log()
     saga = Saga("done-once", [log.step("a"), log.step("b", ("a",))])
     saga_id = new_id()
-    first = await SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={})
-    again = await SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={})
+    first = await SagaRunner(store).run(saga, saga_id=saga_id, inputs={})
+    again = await SagaRunner(store).run(saga, saga_id=saga_id, inputs={})
     assert log.count("run") == {"a": 1, "b": 1}
     assert again == first
 
 
-async def test_halt_then_resume_continues(session_factory: Factory) -> None:
+async def test_halt_then_resume_continues(store: SagaStore) -> None:
     log = Log()
     ready = {"value": False}
 
@@ -117,7 +123,7 @@ async def test_halt_then_resume_continues(session_factory: Factory) -> None:
         ],
     )
     saga_id = new_id()
-    runner = SagaRunner(session_factory)
+    runner = SagaRunner(store)
     outcome = await runner.run(saga, saga_id=saga_id, inputs={})
     assert (outcome.status, outcome.halted_by, outcome.reason) == (
         "halted",
@@ -125,12 +131,12 @@ async def test_halt_then_resume_continues(session_factory: Factory) -> None:
         "trials still running",
     )
     assert set(outcome.results) == {"a"}
-    assert await states(session_factory, saga_id) == {
+    assert await states(store, saga_id) == {
         "a": "succeeded",
         "wait": "pending",
         "after": "pending",
     }
-    row = await saga_row(session_factory, saga_id)
+    row = await saga_record(store, saga_id)
     assert (row.status, row.error) == (
         "halted",
         {"halted_by": "wait", "reason": "trials still running"},
@@ -143,20 +149,20 @@ async def test_halt_then_resume_continues(session_factory: Factory) -> None:
     assert outcome.status == "succeeded"
     assert outcome.results["wait"] == "trials done"
     assert log.count("run") == {"a": 1, "wait": 3, "after": 1}
-    row = await saga_row(session_factory, saga_id)
+    row = await saga_record(store, saga_id)
     assert (row.status, row.error) == ("succeeded", None)
 
 
-async def test_returning_halt_also_halts(session_factory: Factory) -> None:
+async def test_returning_halt_also_halts(store: SagaStore) -> None:
     async def wait(ctx: StepContext) -> Halt:
         return Halt("later")
 
     saga = Saga("halt-return", [Step("wait", run=wait)])
-    outcome = await SagaRunner(session_factory).run(saga, saga_id=new_id(), inputs={})
+    outcome = await SagaRunner(store).run(saga, saga_id=new_id(), inputs={})
     assert (outcome.status, outcome.reason) == ("halted", "later")
 
 
-async def test_step_interrupted_stops_without_failing(session_factory: Factory) -> None:
+async def test_step_interrupted_stops_without_failing(store: SagaStore) -> None:
     log = Log()
     calls = 0
 
@@ -170,29 +176,30 @@ async def test_step_interrupted_stops_without_failing(session_factory: Factory) 
     saga = Saga("interrupt", [log.step("a"), Step("svc", run=needs_service, after=("a",))])
     saga_id = new_id()
     with pytest.raises(StepInterrupted):
-        await SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={})
+        await SagaRunner(store).run(saga, saga_id=saga_id, inputs={})
     assert log.of("undo") == []
-    assert (await saga_row(session_factory, saga_id)).status == "running"
-    outcome = await SagaRunner(session_factory).run(saga, saga_id=saga_id)
+    assert (await saga_record(store, saga_id)).status == "running"
+    outcome = await SagaRunner(store).run(saga, saga_id=saga_id)
     assert outcome.results["svc"] == "ok"
 
 
-class LosesConnection(SagaStore):
-    """The real store, except that recording a step's end fails once (database gone)."""
+def lose_connection_once(monkeypatch: pytest.MonkeyPatch, store: SagaStore) -> None:
+    """The store under test, except that recording a step's end fails once (database gone)."""
+    step_ended = store.step_ended
+    broken = True
 
-    def __init__(self, factory: Factory) -> None:
-        super().__init__(factory)
-        self.broken = True
-
-    async def step_ended(self, saga_id: str, name: str, state: str, error: Any) -> None:
-        if self.broken:
-            self.broken = False
+    async def failing_once(saga_id: str, name: str, state: str, error: Any) -> None:
+        nonlocal broken
+        if broken:
+            broken = False
             raise ConnectionError("connection to database lost")
-        await super().step_ended(saga_id, name, state, error)
+        await step_ended(saga_id, name, state, error)
+
+    monkeypatch.setattr(store, "step_ended", failing_once)
 
 
 async def test_lost_persistence_raises_original_error_and_resume_continues(
-    session_factory: Factory,
+    store: SagaStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = Log()
     failures = {"b": 1}
@@ -206,22 +213,22 @@ async def test_lost_persistence_raises_original_error_and_resume_continues(
 
     saga = Saga("infra", [log.step("a"), Step("b", run=b, inputs={"a": Result("a")})])
     saga_id = new_id()
-    runner = SagaRunner(session_factory)
-    runner.store = LosesConnection(session_factory)
+    runner = SagaRunner(store)
+    lose_connection_once(monkeypatch, store)
     with pytest.raises(ConnectionError):
         await runner.run(saga, saga_id=saga_id, inputs={})
     # The failure could not be recorded, so nothing was undone and the saga can resume.
     assert log.of("undo") == []
-    assert await states(session_factory, saga_id) == {"a": "succeeded", "b": "running"}
-    row = await saga_row(session_factory, saga_id)
+    assert await states(store, saga_id) == {"a": "succeeded", "b": "running"}
+    row = await saga_record(store, saga_id)
     assert (row.status, row.error) == ("running", None)
 
-    outcome = await SagaRunner(session_factory).run(saga, saga_id=saga_id)
+    outcome = await SagaRunner(store).run(saga, saga_id=saga_id)
     assert outcome.results["b"] == "b ok"
     assert log.count("run") == {"a": 1, "b": 2}
 
 
-async def test_crash_during_undo_resumes_the_undo(session_factory: Factory) -> None:
+async def test_crash_during_undo_resumes_the_undo(store: SagaStore) -> None:
     log = Log()
     crash_once = {"a": True}
 
@@ -242,18 +249,18 @@ async def test_crash_during_undo_resumes_the_undo(session_factory: Factory) -> N
     )
     saga_id = new_id()
     with pytest.raises(SimulatedCrash):
-        await SagaRunner(session_factory).run(saga, saga_id=saga_id, inputs={})
-    assert await states(session_factory, saga_id) == {
+        await SagaRunner(store).run(saga, saga_id=saga_id, inputs={})
+    assert await states(store, saga_id) == {
         "a": "succeeded",
         "b": "undone",
         "c": "failed",
     }
-    row = await saga_row(session_factory, saga_id)
+    row = await saga_record(store, saga_id)
     assert row.status == "running" and row.error is not None and row.error["step"] == "c"
 
     with pytest.raises(SagaFailed) as info:
-        await SagaRunner(session_factory).run(saga, saga_id=saga_id)
+        await SagaRunner(store).run(saga, saga_id=saga_id)
     assert log.of("undo") == ["b", "a", "a"]  # b not undone twice; a's undo retried
     assert log.count("run") == {"a": 1, "b": 1, "c": 1}  # nothing rerun
     assert [(o.step, o.status) for o in info.value.undo] == [("b", "undone"), ("a", "undone")]
-    assert (await saga_row(session_factory, saga_id)).status == "failed"
+    assert (await saga_record(store, saga_id)).status == "failed"

@@ -1,4 +1,4 @@
-"""Running sagas against real Postgres: order, results, persistence, concurrency, hooks."""
+"""Running sagas (on each store): order, results, persistence, concurrency, hooks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.saga import (
     Input,
@@ -16,16 +15,15 @@ from app.saga import (
     SagaFailed,
     SagaListener,
     SagaRunner,
+    SagaStore,
     Step,
     StepContext,
     run_saga_sync,
 )
-from tests.saga.helpers import Log, new_id, saga_row, step_rows
-
-Factory = async_sessionmaker[AsyncSession]
+from tests.saga.helpers import Log, new_id, saga_record, step_records
 
 
-async def test_steps_run_in_dependency_order_and_results_flow(session_factory: Factory) -> None:
+async def test_steps_run_in_dependency_order_and_results_flow(store: SagaStore) -> None:
     log = Log()
     # Declared out of order on purpose: the graph, not the list, decides.
     saga = Saga(
@@ -37,7 +35,7 @@ async def test_steps_run_in_dependency_order_and_results_flow(session_factory: F
             log.step("d"),
         ],
     )
-    outcome = await SagaRunner(session_factory).run(saga, saga_id=new_id(), inputs={})
+    outcome = await SagaRunner(store).run(saga, saga_id=new_id(), inputs={})
     order = log.of("run")
     assert order.index("a") < order.index("b") < order.index("c")
     assert outcome.status == "succeeded"
@@ -45,7 +43,7 @@ async def test_steps_run_in_dependency_order_and_results_flow(session_factory: F
     assert set(outcome.results) == {"a", "b", "c", "d"}
 
 
-async def test_inputs_reach_steps_and_everything_is_persisted(session_factory: Factory) -> None:
+async def test_inputs_reach_steps_and_everything_is_persisted(store: SagaStore) -> None:
     seen: dict[str, Any] = {}
 
     async def first(ctx: StepContext, spec: dict[str, Any]) -> list[int]:
@@ -63,13 +61,11 @@ async def test_inputs_reach_steps_and_everything_is_persisted(session_factory: F
         ],
     )
     saga_id = new_id()
-    outcome = await SagaRunner(session_factory).run(
-        saga, saga_id=saga_id, inputs={"spec": {"n": 5}}
-    )
+    outcome = await SagaRunner(store).run(saga, saga_id=saga_id, inputs={"spec": {"n": 5}})
     assert outcome.results == {"first": [5, 10], "second": 16}
     assert seen["ctx"] == (saga_id, "first", 1, {"spec": {"n": 5}})
 
-    row = await saga_row(session_factory, saga_id)
+    row = await saga_record(store, saga_id)
     assert (row.name, row.status, row.inputs, row.error) == (
         "persist",
         "succeeded",
@@ -77,7 +73,7 @@ async def test_inputs_reach_steps_and_everything_is_persisted(session_factory: F
         None,
     )
     assert row.finished_at is not None and row.parent_id is None
-    steps = await step_rows(session_factory, saga_id)
+    steps = await step_records(store, saga_id)
     assert {n: (s.state, s.result, s.attempts, s.seq) for n, s in steps.items()} == {
         "first": ("succeeded", [5, 10], 1, 1),
         "second": ("succeeded", 16, 1, 2),
@@ -87,7 +83,7 @@ async def test_inputs_reach_steps_and_everything_is_persisted(session_factory: F
     )
 
 
-async def test_results_are_json_round_tripped(session_factory: Factory) -> None:
+async def test_results_are_json_round_tripped(store: SagaStore) -> None:
     async def tuple_maker(ctx: StepContext) -> tuple[int, int]:
         return (1, 2)
 
@@ -100,11 +96,11 @@ async def test_results_are_json_round_tripped(session_factory: Factory) -> None:
         "roundtrip",
         [Step("t", run=tuple_maker), Step("r", run=reader, inputs={"value": Result("t")})],
     )
-    await SagaRunner(session_factory).run(saga, saga_id=new_id(), inputs={})
+    await SagaRunner(store).run(saga, saga_id=new_id(), inputs={})
     assert got == [[1, 2]]  # what a resumed run would read back from JSONB
 
 
-async def test_concurrency_limit_is_respected(session_factory: Factory) -> None:
+async def test_concurrency_limit_is_respected(store: SagaStore) -> None:
     active = 0
     peak = 0
 
@@ -117,12 +113,12 @@ async def test_concurrency_limit_is_respected(session_factory: Factory) -> None:
         return ctx.step
 
     saga = Saga("limit", [Step(f"s{i}", run=work) for i in range(6)], max_concurrency=2)
-    outcome = await SagaRunner(session_factory).run(saga, saga_id=new_id(), inputs={})
+    outcome = await SagaRunner(store).run(saga, saga_id=new_id(), inputs={})
     assert peak == 2
     assert len(outcome.results) == 6
 
 
-async def test_default_concurrency_is_one(session_factory: Factory) -> None:
+async def test_default_concurrency_is_one(store: SagaStore) -> None:
     active = 0
     peak = 0
 
@@ -134,11 +130,11 @@ async def test_default_concurrency_is_one(session_factory: Factory) -> None:
         active -= 1
 
     saga = Saga("serial", [Step(f"s{i}", run=work) for i in range(3)])
-    await SagaRunner(session_factory).run(saga, saga_id=new_id(), inputs={})
+    await SagaRunner(store).run(saga, saga_id=new_id(), inputs={})
     assert peak == 1
 
 
-async def test_independent_steps_really_overlap(session_factory: Factory) -> None:
+async def test_independent_steps_really_overlap(store: SagaStore) -> None:
     a_started, b_started = asyncio.Event(), asyncio.Event()
 
     # Each waits for the other to have started: only possible if they run at the same time.
@@ -153,20 +149,20 @@ async def test_independent_steps_really_overlap(session_factory: Factory) -> Non
         return "b"
 
     saga = Saga("overlap", [Step("a", run=a), Step("b", run=b)], max_concurrency=2)
-    outcome = await SagaRunner(session_factory).run(saga, saga_id=new_id(), inputs={})
+    outcome = await SagaRunner(store).run(saga, saga_id=new_id(), inputs={})
     assert outcome.results == {"a": "a", "b": "b"}
 
 
-async def test_fault_injection_fails_the_named_step(session_factory: Factory) -> None:
+async def test_fault_injection_fails_the_named_step(store: SagaStore) -> None:
     log = Log()
     saga = Saga("fault", [log.step("a"), log.step("b", ("a",)), log.step("c", ("b",))])
     saga_id = new_id()
-    runner = SagaRunner(session_factory, fault_steps=frozenset({"b"}))
+    runner = SagaRunner(store, fault_steps=frozenset({"b"}))
     with pytest.raises(SagaFailed) as info:
         await runner.run(saga, saga_id=saga_id, inputs={})
     assert (info.value.step, info.value.error_type) == ("b", "InjectedFault")
     assert log.of("run") == ["a"]  # b's own code never ran
-    steps = await step_rows(session_factory, saga_id)
+    steps = await step_records(store, saga_id)
     assert steps["b"].error == {"type": "InjectedFault", "message": "fault injected into step 'b'"}
 
 
@@ -190,12 +186,12 @@ class Recorder(SagaListener):
         self.events.append(("finished", status))
 
 
-async def test_listener_sees_every_transition(session_factory: Factory) -> None:
+async def test_listener_sees_every_transition(store: SagaStore) -> None:
     log = Log()
     recorder = Recorder()
     saga = Saga("hooks", [log.step("a"), log.step("b", ("a",), fail=True)])
     with pytest.raises(SagaFailed):
-        await SagaRunner(session_factory, listener=recorder).run(saga, saga_id=new_id(), inputs={})
+        await SagaRunner(store, listener=recorder).run(saga, saga_id=new_id(), inputs={})
     assert recorder.events == [
         ("started", "a", 1),
         ("succeeded", "a"),
@@ -217,34 +213,32 @@ class Broken(SagaListener):
         raise RuntimeError("observer down")
 
 
-async def test_listener_errors_do_not_change_the_saga(session_factory: Factory) -> None:
+async def test_listener_errors_do_not_change_the_saga(store: SagaStore) -> None:
     log = Log()
     saga = Saga("broken-hooks", [log.step("a"), log.step("b", ("a",))])
     saga_id = new_id()
-    outcome = await SagaRunner(session_factory, listener=Broken()).run(
-        saga, saga_id=saga_id, inputs={}
-    )
+    outcome = await SagaRunner(store, listener=Broken()).run(saga, saga_id=saga_id, inputs={})
     assert outcome.status == "succeeded"
-    assert (await saga_row(session_factory, saga_id)).status == "succeeded"
-    assert {s.state for s in (await step_rows(session_factory, saga_id)).values()} == {"succeeded"}
+    assert (await saga_record(store, saga_id)).status == "succeeded"
+    assert {s.state for s in (await step_records(store, saga_id)).values()} == {"succeeded"}
 
 
-async def test_unserializable_result_fails_the_step(session_factory: Factory) -> None:
+async def test_unserializable_result_fails_the_step(store: SagaStore) -> None:
     async def bad(ctx: StepContext) -> object:
         return object()
 
     saga = Saga("unjson", [Step("bad", run=bad)])
     with pytest.raises(SagaFailed) as info:
-        await SagaRunner(session_factory).run(saga, saga_id=new_id(), inputs={})
+        await SagaRunner(store).run(saga, saga_id=new_id(), inputs={})
     assert info.value.error_type == "UnserializableResult"
 
 
-async def test_definition_and_input_errors_at_run(session_factory: Factory) -> None:
+async def test_definition_and_input_errors_at_run(store: SagaStore) -> None:
     async def use(ctx: StepContext, spec: Any) -> None:
         return None
 
     saga = Saga("needs-spec", [Step("a", run=use, inputs={"spec": Input("spec")})])
-    runner = SagaRunner(session_factory)
+    runner = SagaRunner(store)
     with pytest.raises(SagaDefinitionError, match=r"missing inputs \['spec'\]"):
         await runner.run(saga, saga_id=new_id(), inputs={})
     with pytest.raises(SagaDefinitionError, match="not JSON"):
