@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,6 +16,7 @@ from app.pipeline.steps import RunSteps
 from app.queue.worker_state import WorkerResources
 from app.runs import repository, trials
 from app.saga import (
+    FaultInjector,
     Input,
     PostgresSagaStore,
     Result,
@@ -24,7 +25,11 @@ from app.saga import (
     SagaListener,
     SagaRunner,
     Step,
+    StepMiddleware,
 )
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +142,19 @@ class RunSagaListener(SagaListener):
         await self._publish(names.STEP_UNDONE, payload, dedup)
 
 
+def step_middleware(settings: Settings) -> list[StepMiddleware]:
+    """What wraps the run saga's steps: fault injection when configured (tests of every path)."""
+    names = settings.fault_step_names
+    return [FaultInjector.parse(names)] if names else []
+
+
 def _runner(
     resources: WorkerResources, run_id: uuid.UUID, steps: RunSteps, final: bool
 ) -> SagaRunner:
     return SagaRunner(
         PostgresSagaStore(resources.sessions),
         listener=RunSagaListener(resources.sessions, run_id, steps),
-        fault_steps=resources.settings.fault_step_names,
+        middleware=step_middleware(resources.settings),
         final_attempt=final,
     )
 

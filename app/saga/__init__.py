@@ -2,7 +2,8 @@
 
 Define steps and their inputs, run them with `SagaRunner(store).run(...)`; state is kept by
 a `SagaStore` (`PostgresSagaStore` in production, `InMemorySagaStore` for fast tests) so an
-interrupted saga resumes where it stopped. See `Step` for the step callables and
+interrupted saga resumes where it stopped. See `Step` for the step callables,
+`StepMiddleware` for code wrapped around every step call (`FaultInjector` is one), and
 `app.saga.errors` for what each exception means.
 """
 
@@ -21,15 +22,17 @@ from app.saga.errors import (
     UndoOutcome,
     UnserializableResult,
 )
-from app.saga.faults import FaultPlan
+from app.saga.faults import FaultInjector, FaultPlan
 from app.saga.listener import SagaListener
 from app.saga.memory_store import InMemorySagaStore
+from app.saga.middleware import StepMiddleware
 from app.saga.postgres_store import PostgresSagaStore
 from app.saga.runner import SagaRunner, run_saga_sync
 from app.saga.steps import sub_saga_step
 from app.saga.store import SagaRecord, SagaStore, StepRecord
 
 __all__ = [
+    "FaultInjector",
     "FaultPlan",
     "Halt",
     "InMemorySagaStore",
@@ -51,6 +54,7 @@ __all__ = [
     "StepCancelled",
     "StepContext",
     "StepInterrupted",
+    "StepMiddleware",
     "StepRecord",
     "StepRejected",
     "UndoIncomplete",

@@ -41,7 +41,7 @@ class SagaDefinitionError(SagaError, ValueError):
 
 
 class InjectedFault(SagaError):
-    """Raised where the runner's fault plan says (see `app.saga.faults`)."""
+    """Raised by `FaultInjector` where its fault plan says (see `app.saga.faults`)."""
 
     def __init__(self, step: str, point: str = "before") -> None:
         where = "" if point == "before" else f" ({point})"

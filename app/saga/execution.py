@@ -15,7 +15,6 @@ from app.saga.context import SagaOutcome, StepContext
 from app.saga.definition import Retry, Step, add_steps
 from app.saga.errors import (
     Halt,
-    InjectedFault,
     SagaError,
     SagaFailed,
     StepCancelled,
@@ -40,6 +39,7 @@ class Execution:
         self.runner = runner
         self.store = runner.store
         self.notify = runner.listener.notify
+        self.middleware = runner.middleware
         self.saga = saga
         self.saga_id = record.id
         self.inputs = record.inputs
@@ -145,8 +145,7 @@ class Execution:
 
     async def _start(self, name: str, delay_s: float = 0.0) -> None:
         rec = self.records[name]
-        if rec.attempts == 0 and self.runner.faults.has(name, "internal"):
-            raise InjectedFault(name, "internal")  # from the engine itself, outside any step
+        await self.middleware.before_start(self.saga_id, name, rec.attempts + 1)
         rec.attempts += 1
         rec.state = "running"
         await self.store.step_running(self.saga_id, name, rec.attempts)
@@ -160,15 +159,9 @@ class Execution:
     async def _invoke(self, step: Step, ctx: StepContext, delay_s: float) -> Any:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
-        faults, first = self.runner.faults, ctx.attempt == 1
-        if faults.has(step.name, "transient"):
-            raise StepInterrupted(f"transient fault injected into step {step.name!r}")
-        if first and faults.has(step.name, "before"):
-            raise InjectedFault(step.name)
-        value = await step.run(ctx, **self._arguments(step))
-        if first and faults.has(step.name, "after"):
-            raise InjectedFault(step.name, "after")
-        return value
+        return await self.middleware.around_run(
+            step, ctx, lambda: step.run(ctx, **self._arguments(step))
+        )
 
     async def _settle(self, task: asyncio.Task[Any]) -> None:
         name = self.running.pop(task)
@@ -292,10 +285,14 @@ class Execution:
         # 'undo_failed' from an earlier run is tried again: the cause may be gone.
         if step is None or step.undo is None:
             return UndoOutcome(name, "no_undo")
+        undo, ctx = step.undo, self.context(name)
         try:
-            if rec.state != "undo_failed" and self.runner.faults.has(name, "undo"):
-                raise InjectedFault(name, "undo")
-            await step.undo(self.context(name), rec.result, **self._arguments(step))
+            await self.middleware.around_undo(
+                step,
+                ctx,
+                lambda: undo(ctx, rec.result, **self._arguments(step)),
+                retry=rec.state == "undo_failed",  # an earlier run's undo of it failed
+            )
         except Exception as exc:
             rec.state, rec.error = "undo_failed", describe(exc)
             await self.store.step_ended(self.saga_id, name, "undo_failed", rec.error)

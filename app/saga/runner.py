@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,8 +12,8 @@ from app.saga.context import SagaOutcome
 from app.saga.definition import Saga
 from app.saga.errors import SagaDefinitionError, SagaFailed, UndoOutcome
 from app.saga.execution import Execution
-from app.saga.faults import FaultPlan
 from app.saga.listener import SafeListener, SagaListener
+from app.saga.middleware import MiddlewareChain, StepMiddleware
 from app.saga.postgres_store import PostgresSagaStore
 from app.saga.store import SagaRecord, SagaStore, json_roundtrip
 
@@ -23,13 +23,13 @@ class SagaRunner:
 
     `store` is a `SagaStore` (`PostgresSagaStore`, `InMemorySagaStore`); a session factory
     is shorthand for `PostgresSagaStore(session_factory)`. `listener` receives observer
-    hooks (its errors are ignored). `fault_steps` names the faults to inject (`step` or
-    `step:point`, see `app.saga.faults`; the caller gates this by configuration); they apply
-    to sub-sagas too. `final_attempt=False` says the caller will run the saga again later (a
-    queue job with attempts left): an undo that fails then leaves the saga failing and
-    raises `UndoIncomplete`, so the next run retries it; on the final attempt undo failures
-    are recorded and the saga fails for good. One saga id must not be run by two runners at
-    once (the run lock guarantees it).
+    hooks (its errors are ignored). `middleware` wraps every step call, the first listed
+    outermost (see `app.saga.middleware`; fault injection is one); it applies to sub-sagas
+    too. `final_attempt=False` says the caller will run the saga again later (a queue job
+    with attempts left): an undo that fails then leaves the saga failing and raises
+    `UndoIncomplete`, so the next run retries it; on the final attempt undo failures are
+    recorded and the saga fails for good. One saga id must not be run by two runners at once
+    (the run lock guarantees it).
     """
 
     def __init__(
@@ -37,14 +37,14 @@ class SagaRunner:
         store: SagaStore | async_sessionmaker[AsyncSession],
         *,
         listener: SagaListener | None = None,
-        fault_steps: Iterable[str] = (),
+        middleware: Sequence[StepMiddleware] = (),
         final_attempt: bool = True,
     ) -> None:
         if isinstance(store, async_sessionmaker):
             store = PostgresSagaStore(store)
         self.store: SagaStore = store
         self.listener = SafeListener(listener)
-        self.faults = FaultPlan.parse(fault_steps)
+        self.middleware = MiddlewareChain(middleware)
         self.final_attempt = final_attempt
 
     async def run(
@@ -144,7 +144,7 @@ def run_saga_sync(
     saga_id: str,
     inputs: Mapping[str, Any] | None = None,
     listener: SagaListener | None = None,
-    fault_steps: Iterable[str] = (),
+    middleware: Sequence[StepMiddleware] = (),
 ) -> SagaOutcome:
     """Run a saga to its end in a fresh event loop (for the CLI and synchronous tests)."""
     from app.db.session import create_engine, create_session_factory
@@ -153,7 +153,7 @@ def run_saga_sync(
         engine = create_engine(database_url, pool_size=2)
         try:
             runner = SagaRunner(
-                create_session_factory(engine), listener=listener, fault_steps=fault_steps
+                create_session_factory(engine), listener=listener, middleware=middleware
             )
             return await runner.run(saga, saga_id=saga_id, inputs=inputs)
         finally:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app.saga import (
+    FaultInjector,
     Retry,
     Saga,
     SagaFailed,
@@ -38,10 +39,10 @@ async def test_failure_at_each_position_undoes_exactly_the_completed_steps(
     log = Log()
     failing = CHAIN[position]
     saga = chain(log, fail_at=failing if how == "raise" else None)
-    faults = frozenset({failing}) if how == "inject" else frozenset()
+    faults = [FaultInjector.parse({failing})] if how == "inject" else []
     saga_id = new_id()
     with pytest.raises(SagaFailed) as info:
-        await SagaRunner(store, fault_steps=faults).run(saga, saga_id=saga_id, inputs={})
+        await SagaRunner(store, middleware=faults).run(saga, saga_id=saga_id, inputs={})
 
     completed = CHAIN[:position]
     assert log.of("undo") == list(reversed(completed))

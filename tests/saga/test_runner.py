@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app.saga import (
+    FaultInjector,
     Input,
     Result,
     Saga,
@@ -157,7 +158,7 @@ async def test_fault_injection_fails_the_named_step(store: SagaStore) -> None:
     log = Log()
     saga = Saga("fault", [log.step("a"), log.step("b", ("a",)), log.step("c", ("b",))])
     saga_id = new_id()
-    runner = SagaRunner(store, fault_steps=frozenset({"b"}))
+    runner = SagaRunner(store, middleware=[FaultInjector.parse({"b"})])
     with pytest.raises(SagaFailed) as info:
         await runner.run(saga, saga_id=saga_id, inputs={})
     assert (info.value.step, info.value.error_type) == ("b", "InjectedFault")
