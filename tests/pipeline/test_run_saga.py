@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy import select, text
 
-from app.db.saga_models import SagaStepRow
+from app.saga.models import SagaStepRow
 from app.events import names
 from app.events.patterns import matches
 from app.pipeline.job import RunFailed, execute_run_job
