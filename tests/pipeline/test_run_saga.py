@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from sqlalchemy import select, text
 
-from app.saga.models import SagaStepRow
 from app.events import names
 from app.events.patterns import matches
 from app.pipeline.job import RunFailed, execute_run_job
 from app.pipeline.run_saga import STEP_NAMES
+from app.saga.models import SagaStepRow
 from tests.pipeline.conftest import (
     TINY_SPEC,
     ResourcesFactory,
