@@ -16,10 +16,6 @@ HERE = Path(__file__).parent
 DATABASE_FIXTURES = frozenset({"admin_url", "database_url", "engine", "session_factory"})
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "postgres: needs a Postgres server (the unit ring skips it)")
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the tests here that ask for a database fixture directly, so none is missed."""
