@@ -84,6 +84,26 @@ class Settings(BaseSettings):
         description="Comma-separated saga step names that fail on purpose (fault-injection tests).",
     )
     dataset_cache_dir: Path | None = Field(default=None, alias="CEREBROS_DATASET_CACHE_DIR")
+    keras_home: Path = Field(
+        default=Path("~/.keras"),
+        alias="KERAS_HOME",
+        description="Keras' home folder (keras reads the variable too); datasets are cached "
+        "under it unless CEREBROS_DATASET_CACHE_DIR is set.",
+    )
+    keras_backend: str = Field(
+        default="torch",
+        alias="KERAS_BACKEND",
+        description="Keras backend: torch (installed), or jax / tensorflow where installed. "
+        "Keras reads the variable itself, at its first import; app/nas/backend.py sets it "
+        "from here just before.",
+    )
+    torch_threads: int = Field(
+        default=1,
+        ge=1,
+        alias="CEREBROS_TORCH_THREADS",
+        description="torch intra-op threads per process; 1 measured fastest on 2 shared "
+        "cores (app/nas/backend.py says why).",
+    )
     max_trainable_params: int = Field(
         default=DEFAULT_MAX_TRAINABLE_PARAMS,
         ge=1,
@@ -95,6 +115,10 @@ class Settings(BaseSettings):
     @property
     def resolved_artifacts_dir(self) -> Path:
         return self.artifacts_dir or self.data_dir / "artifacts"
+
+    @property
+    def resolved_dataset_cache_dir(self) -> Path:
+        return (self.dataset_cache_dir or self.keras_home).expanduser()
 
     @property
     def fault_step_names(self) -> frozenset[str]:

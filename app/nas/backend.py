@@ -2,7 +2,8 @@
 
 Keras reads ``KERAS_BACKEND`` once, at its first import. Without a default it would pick
 tensorflow, which this project does not install; torch is the installed, supported backend.
-`setdefault` keeps the choice switchable (``KERAS_BACKEND=jax`` still wins).
+The choice comes from `Settings.keras_backend` (``KERAS_BACKEND``, default torch), written to
+the variable just before keras is imported, so ``KERAS_BACKEND=jax`` still wins.
 """
 
 from __future__ import annotations
@@ -11,18 +12,24 @@ import ctypes
 import gc
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+from app.config import get_settings
 
-import keras
+# Read at import, not passed in: this module is where keras is first imported, and keras
+# takes its backend from the environment at that moment.
+_settings = get_settings()
+os.environ["KERAS_BACKEND"] = _settings.keras_backend
+
+import keras  # noqa: E402
 
 BACKEND: str = keras.backend.backend()
 
-#: torch intra-op threads. One by default: the service runs on small machines (2 cores) shared
-#: with the API, the job queue and Postgres, and these small dense nets gain nothing from
-#: intra-op parallelism. Measured on 2 busy cores (docs/benchmarks.md, "Speed fixes"): 2
-#: threads made a 10-trial digits search ~5x slower than 1, because torch's worker threads spin
-#: waiting for a core. Override with CEREBROS_TORCH_THREADS on an idle, larger machine.
-TORCH_THREADS: int = int(os.environ.get("CEREBROS_TORCH_THREADS", "1"))
+#: torch intra-op threads (`Settings.torch_threads`). One by default: the service runs on
+#: small machines (2 cores) shared with the API, the job queue and Postgres, and these small
+#: dense nets gain nothing from intra-op parallelism. Measured on 2 busy cores
+#: (docs/benchmarks.md, "Speed fixes"): 2 threads made a 10-trial digits search ~5x slower
+#: than 1, because torch's worker threads spin waiting for a core. Override with
+#: CEREBROS_TORCH_THREADS on an idle, larger machine.
+TORCH_THREADS: int = _settings.torch_threads
 
 if BACKEND == "torch":
     import torch

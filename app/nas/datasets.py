@@ -99,8 +99,12 @@ def clear_dataset_cache() -> None:
 
 
 def default_cache_dir() -> Path:
-    """Where keras would cache datasets: ``$KERAS_HOME`` or ``~/.keras`` (keras' own rule)."""
-    return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
+    """Keras' default home, ``~/.keras``: the cache when none is given.
+
+    The service gives `Settings.resolved_dataset_cache_dir` (CEREBROS_DATASET_CACHE_DIR,
+    else KERAS_HOME, else this).
+    """
+    return Path("~/.keras").expanduser()
 
 
 def _reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:

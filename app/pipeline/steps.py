@@ -151,7 +151,7 @@ class RunSteps:
                     reporter=reporter,
                     should_stop=should_stop,
                     completed_trials=done,
-                    data_cache_dir=self.settings.dataset_cache_dir,
+                    data_cache_dir=self.settings.resolved_dataset_cache_dir,
                     max_trainable_params=self.settings.max_trainable_params,
                 )
         finally:
