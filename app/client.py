@@ -24,6 +24,7 @@ from app.schemas.trials import PredictResponse, TrialDetail, TrialList
 __all__ = ["END_EVENT", "CerebrosClient", "ClientError"]
 
 END_EVENT = "stream.end"  # the server's "stream complete" control event
+RECONNECT_EVENT = "stream.reconnect"  # the server's "reconnect with Last-Event-ID" event
 
 
 class ClientError(Exception):
@@ -38,6 +39,13 @@ class ClientError(Exception):
     def fields(self) -> list[str]:
         """Names of the offending fields, from the problem's `errors`."""
         return [str(e.get("field")) for e in self.problem.get("errors", [])]
+
+
+class StreamRevoked(ClientError):
+    """The stream ended because the token it was opened with was revoked (a 401 in effect)."""
+
+    def __init__(self) -> None:
+        super().__init__(401, {"title": "Unauthorized", "detail": "the API token was revoked"})
 
 
 def _raise_for_problem(response: httpx.Response) -> None:
@@ -201,7 +209,13 @@ class CerebrosClient:
                     _raise_for_problem(response)
                     for event_id, name, data in _sse_events(response.iter_lines()):
                         if name == END_EVENT:
+                            if json.loads(data or "{}").get("reason") == "token_revoked":
+                                raise StreamRevoked
                             return
+                        if name == RECONNECT_EVENT:
+                            wait_ms = json.loads(data or "{}").get("retry_ms", 1000)
+                            time.sleep(min(float(wait_ms), 30_000.0) / 1000)
+                            break  # resume below with Last-Event-ID
                         failures = 0
                         event = EventOut.model_validate(json.loads(data))
                         last_id = int(event_id) if event_id else event.id
