@@ -6,9 +6,10 @@ installed. Such a database is rebuilt here in each state it can be in (the queue
 files), stamped 0001, given our own tables by revisions 0002-0005 as the old code did, then
 upgraded to head: its schema (catalog, see schema_catalog.py) and ledger must equal a fresh
 database's. The release states are replays of procrastinate's files up to that release's
-last one; each release's own ``schema.sql`` (tags 3.0.1 to 3.9.0) was checked to give the
-same catalog on Postgres 15. The newest one is also taken verbatim: procrastinate 3.10.0's
-``schema.sql``, which is what the old revision 0001 installed with the pinned version.
+last one: the ``schema.sql`` of 3.0.1, 3.0.2, 3.1.0, 3.2.0, 3.3.0, 3.4.0 and 3.9.0 (from
+procrastinate's git tags) gave the same catalog as that replay on Postgres 15. The newest is
+also taken verbatim: procrastinate 3.10.0's ``schema.sql``, which is what the old revision
+0001 installed with the pinned version.
 """
 
 from __future__ import annotations
