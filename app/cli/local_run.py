@@ -17,7 +17,6 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.tokens import LOCAL_OWNER
@@ -36,10 +35,12 @@ from app.cli.errors import CliError
 from app.cli.watch import Watch, progress_bars
 from app.client import CerebrosClient
 from app.config import Settings, get_settings
-from app.db.models import Run, RunStatus
+from app.db.models import Run
+from app.errors import Conflict
 from app.pipeline.errors import RunFailed
 from app.runs import repository
-from app.runs.submit import RUN_ID_TAKEN, request_hash
+from app.runs.progress import trial_list
+from app.runs.submit import RUN_ID_TAKEN, create_local_run
 from app.schemas.runs import EventOut, RunCreate, RunOut
 from app.schemas.trials import TrialList
 
@@ -99,19 +100,10 @@ def run_local(body: RunCreate, settings: Settings) -> RunOut:
 
 
 async def _create_run(sessions: async_sessionmaker[AsyncSession], body: RunCreate) -> Run:
-    """The run row, as `POST /runs` stores it, but with no queue job (job_id NULL)."""
-    spec = body.model_dump(mode="json", exclude={"run_id"})
-    run_id = body.run_id or uuid.uuid4()
-    digest = request_hash({**spec, "run_id": str(body.run_id) if body.run_id else None})
-    run = Run(
-        id=run_id, owner=LOCAL_OWNER, status=RunStatus.QUEUED.value, spec=spec, request_hash=digest
-    )
     try:
-        async with sessions.begin() as session:
-            session.add(run)
-    except IntegrityError as exc:
+        return await create_local_run(sessions, body, owner=LOCAL_OWNER)
+    except Conflict as exc:
         raise CliError(RUN_ID_TAKEN, code=2) from exc
-    return run
 
 
 async def _execute(url: str, settings: Settings, body: RunCreate) -> tuple[RunOut, TrialList]:
@@ -192,11 +184,7 @@ def _cancel_on_ctrl_c(
 
 async def _ranked(session: AsyncSession, run: Run) -> TrialList:
     """The run's trials best first, as `GET /runs/{id}/trials?sort=score` gives them."""
-    from app.api.routes.trials import objective_of, ranked, trial_out
-
-    objective, direction = objective_of(run)
-    rows = ranked(await repository.list_trials(session, run.id), direction)
-    return TrialList(items=[trial_out(t) for t in rows], objective=objective, direction=direction)
+    return trial_list(run, await repository.list_trials(session, run.id), best_first=True)
 
 
 def register(cli: typer.Typer) -> None:

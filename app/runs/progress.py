@@ -11,6 +11,7 @@ from app.db.models import Run, Trial
 from app.nas.spec import Budget, NasSpec, objective_direction
 from app.runs import repository
 from app.schemas.runs import RunProgress
+from app.schemas.trials import ArchitectureSummary, TrialList, TrialOut
 
 
 def objective_of(run: Run) -> tuple[str | None, Literal["max", "min"] | None]:
@@ -48,3 +49,20 @@ async def run_progress(session: AsyncSession, run: Run) -> RunProgress:
         best_score=best_max if direction == "max" else best_min,
         current_step=run.current_step,
     )
+
+
+def trial_out(trial: Trial) -> TrialOut:
+    return TrialOut.model_validate(
+        {
+            **{k: getattr(trial, k) for k in TrialOut.model_fields if k != "architecture"},
+            "architecture": ArchitectureSummary.of(trial.architecture),
+        }
+    )
+
+
+def trial_list(run: Run, trials: list[Trial], *, best_first: bool) -> TrialList:
+    """The run's trials as the API lists them: by number, or best score first."""
+    objective, direction = objective_of(run)
+    if best_first:
+        trials = ranked(trials, direction)
+    return TrialList(items=[trial_out(t) for t in trials], objective=objective, direction=direction)

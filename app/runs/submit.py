@@ -83,6 +83,28 @@ async def submit_run(
         raise Conflict(RUN_ID_TAKEN, field="run_id") from exc
 
 
+async def create_local_run(
+    sessions: async_sessionmaker[AsyncSession], body: RunCreate, *, owner: str
+) -> Run:
+    """A run this process executes itself (`cerebros run --local`): the row `submit_run`
+    stores, with no queue job (job_id NULL), so it still shows in lists and streams."""
+    spec = body.model_dump(mode="json", exclude={"run_id"})
+    digest = request_hash({**spec, "run_id": str(body.run_id) if body.run_id else None})
+    run = Run(
+        id=body.run_id or uuid.uuid4(),
+        owner=owner,
+        status=RunStatus.QUEUED.value,
+        spec=spec,
+        request_hash=digest,
+    )
+    try:
+        async with sessions.begin() as session:
+            session.add(run)
+    except IntegrityError as exc:
+        raise Conflict(RUN_ID_TAKEN, field="run_id") from exc
+    return run
+
+
 def _replay(existing: Run, digest: str) -> Run:
     if existing.request_hash != digest:
         raise Conflict(

@@ -34,7 +34,7 @@ class ArchitectureSummary(BaseModel):
 
 class TrialOut(BaseModel):
     number: int
-    status: str = Field(description="running, completed, pruned or failed")
+    status: str = Field(description="queued, running, completed, pruned, failed or cancelled")
     architecture: ArchitectureSummary | None = None
     params_count: int | None = None
     score: float | None = Field(default=None, description="Best objective value over epochs")

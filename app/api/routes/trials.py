@@ -9,22 +9,12 @@ from fastapi import APIRouter, Path, Query
 
 from app.api.deps import OwnerDep, SessionDep
 from app.api.routes.runs import PROBLEMS, load_run
-from app.db.models import Trial
 from app.errors import NotFound
 from app.runs import repository
-from app.runs.progress import objective_of, ranked
-from app.schemas.trials import ArchitectureSummary, TrialDetail, TrialList, TrialOut
+from app.runs.progress import trial_list, trial_out
+from app.schemas.trials import TrialDetail, TrialList
 
 router = APIRouter(prefix="/runs", tags=["trials"])
-
-
-def trial_out(trial: Trial) -> TrialOut:
-    return TrialOut.model_validate(
-        {
-            **{k: getattr(trial, k) for k in TrialOut.model_fields if k != "architecture"},
-            "architecture": ArchitectureSummary.of(trial.architecture),
-        }
-    )
 
 
 @router.get("/{run_id}/trials", response_model=TrialList, responses=PROBLEMS)
@@ -36,11 +26,9 @@ async def list_trials(
 ) -> TrialList:
     """The run's trials, by number or best score first (`sort=score`)."""
     run = await load_run(session, run_id, owner)
-    objective, direction = objective_of(run)
-    trials = await repository.list_trials(session, run_id)
-    if sort == "score":
-        trials = ranked(trials, direction)
-    return TrialList(items=[trial_out(t) for t in trials], objective=objective, direction=direction)
+    return trial_list(
+        run, await repository.list_trials(session, run_id), best_first=sort == "score"
+    )
 
 
 @router.get("/{run_id}/trials/{number}", response_model=TrialDetail, responses=PROBLEMS)
