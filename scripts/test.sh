@@ -7,5 +7,5 @@ bash scripts/bootstrap.sh test
 . .venv/bin/activate
 ruff check .
 ruff format --check .
-mypy app
+mypy app migrations
 pytest -q "$@"
