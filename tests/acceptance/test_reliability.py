@@ -350,3 +350,54 @@ def test_a_draining_worker_keeps_its_job_and_a_killed_one_is_taken_over(
                     what="job end",
                 )
     assert final["status"] == "succeeded", final
+
+
+@pytest.mark.parametrize(
+    ("faults", "error_type", "attempts"),
+    [
+        ("process_results:internal", "internal", 1),  # an error outside every step
+        ("execute_nas_run:transient", "transient_exhausted", 2),  # retries exhausted
+        ("process_results,execute_nas_run:undo", "InjectedFault", 2),  # an undo fails once
+    ],
+)
+def test_every_way_a_run_fails_undoes_it_in_a_real_worker(
+    database_url: str, tmp_path: Path, faults: str, error_type: str, attempts: int
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    env = service_env(
+        database_url,
+        CEREBROS_FAULT_STEPS=faults,
+        CEREBROS_ARTIFACTS_DIR=str(artifacts),
+        CEREBROS_JOB_MAX_ATTEMPTS="2",
+        CEREBROS_JOB_RETRY_WAIT_SECONDS="1",
+    )
+    spec = {**LONG_SPEC, "dataset_id": "iris", "budget": {"max_trials": 1}}
+    spec["parameters"] = {"epochs": 2}
+    with api_server(env, tmp_path) as base, worker_process(env, tmp_path):
+        run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
+        final = wait_final(base, run_id, timeout=120)
+        wait_for(
+            lambda: job_status(database_url, run_id) in ("succeeded", "failed"),
+            timeout=30,
+            what="job end",
+        )
+    assert final["status"] == "failed", final
+    error = final["error"]
+    assert isinstance(error, dict) and error["type"] == error_type, error
+    assert all(u["status"] in ("undone", "no_undo") for u in error["undo"]), error["undo"]
+    assert run_level_events(database_url, run_id) == [
+        "cerebros.nas.run.started",
+        "cerebros.nas.run.cancelled",
+        "cerebros.nas.run.failed",
+    ]
+    assert not (artifacts / run_id).exists()
+    job = rows(
+        database_url, "SELECT job_status, attempts FROM nas_run_jobs WHERE run_id = %s", run_id
+    )
+    assert job == [("failed", attempts)]
+    unfinished = rows(
+        database_url,
+        "SELECT count(*) FROM trials WHERE run_id = %s AND status IN ('queued', 'running')",
+        run_id,
+    )
+    assert unfinished == [(0,)]
