@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     engine_enabled: bool = Field(default=True, alias="CEREBROS_ENGINE_ENABLED")
     queue_name: str = "ml"
     max_body_bytes: int = Field(default=64 * 1024, alias="CEREBROS_MAX_BODY_BYTES")
+    max_dataset_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        ge=1,
+        alias="CEREBROS_MAX_DATASET_BYTES",
+        description="Largest dataset file POST /datasets takes (checked while it streams in; "
+        "beyond: 413).",
+    )
     auth_enabled: bool = Field(
         default=True,
         alias="CEREBROS_AUTH",

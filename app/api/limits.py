@@ -19,12 +19,20 @@ class BodySizeLimit:
     a bare 400: a limit enforced inside the app's `receive` could never be a 413.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        streamed: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # (method, path) of the routes that read their own body as it streams in and
+        # enforce their own limit (dataset uploads): never buffered here.
+        self.streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.streamed:
             await self.app(scope, receive, send)
             return
         rejection = self._check_content_length(scope)

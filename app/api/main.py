@@ -13,7 +13,7 @@ from app.api.docs import install_docs
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_problem_openapi
 from app.api.problems import install_problem_handlers
-from app.api.routes import events, health, models, runs, trials
+from app.api.routes import datasets, events, health, models, runs, trials
 from app.api.state import ApiState
 from app.auth.http import UNAUTHORIZED_RESPONSES, install_auth_handlers
 from app.config import Settings, get_settings
@@ -62,13 +62,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        streamed=frozenset({("POST", "/datasets")}),  # its own limit, checked as it streams
+    )
     install_auth_handlers(app)
     install_allow_handler(app)
     app.include_router(health.router)
     # Everything but /health* (and the docs) needs a token: enforced here, per router, so a
     # route that forgets the owner dependency is still protected.
-    for router in (runs.router, trials.router, models.router, events.router):
+    for router in (runs.router, trials.router, models.router, events.router, datasets.router):
         app.include_router(
             router, dependencies=[Depends(get_principal)], responses=UNAUTHORIZED_RESPONSES
         )

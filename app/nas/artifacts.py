@@ -202,7 +202,7 @@ def decode_outputs(outputs: np.ndarray, task: str) -> list[Any]:
     return [int(v) for v in outputs.argmax(axis=-1)]
 
 
-def predict_with_model(model: Any, task: str, rows: Sequence[Sequence[float]]) -> list[Any]:
+def predict_with_model(model: Any, task: str, rows: npt.ArrayLike) -> list[Any]:
     """Predict raw feature rows with a model from `load_best_model`.
 
     Returns class indices (classification; in the dataset's sorted label order) or values

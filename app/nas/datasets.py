@@ -21,18 +21,32 @@ import socket
 import threading
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from app.nas.backend import keras
-from app.nas.preprocessing import FEATURES_LAYER, TARGET_LAYER, standardize, standardizer
+from app.nas.columns import ColumnKind, FeatureColumn
+from app.nas.preprocessing import (
+    FEATURES_LAYER,
+    TARGET_LAYER,
+    standardize,
+    standardizer,
+    tabular_transform,
+)
 from app.nas.records import Preprocessing
 from app.nas.spec import DATASET_TASKS, DatasetOptions, Task
 
-__all__ = ["Dataset", "DatasetUnavailable", "clear_dataset_cache", "load_dataset"]
+__all__ = [
+    "Dataset",
+    "DatasetUnavailable",
+    "cached_dataset",
+    "clear_dataset_cache",
+    "load_dataset",
+    "tabular_dataset",
+]
 
 PROBE_TIMEOUT_S = 3.0
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -57,6 +71,8 @@ class Dataset:
     Features are standardised with train statistics (``x_mean``/``x_std``); regression
     targets too (``y_mean``/``y_std``), so losses are in standard units across datasets.
     Both go through the layers of `app.nas.preprocessing`, which the exported model carries.
+    An uploaded table has ``columns`` instead (`app.nas.columns`): its arrays are the
+    features `app.nas.preprocessing.tabular_features` makes of the raw columns.
     """
 
     name: str
@@ -70,6 +86,7 @@ class Dataset:
     x_std: np.ndarray = field(repr=False)
     y_mean: float = 0.0
     y_std: float = 1.0
+    columns: tuple[FeatureColumn, ...] = ()
 
     @property
     def input_dim(self) -> int:
@@ -85,6 +102,7 @@ class Dataset:
             x_std=[float(v) for v in self.x_std],
             y_mean=self.y_mean,
             y_std=self.y_std,
+            columns=self.columns,
         )
 
 
@@ -336,3 +354,81 @@ def load_dataset(
         while len(_cache) > _CACHE_LIMIT:
             _cache.popitem(last=False)
     return dataset
+
+
+def cached_dataset(key: tuple[object, ...], build: Callable[[], Dataset]) -> Dataset:
+    """The dataset cached under ``key``, else ``build()`` (then cached, least recent dropped)."""
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    dataset = build()
+    with _cache_lock:
+        _cache[key] = dataset
+        while len(_cache) > _CACHE_LIMIT:
+            _cache.popitem(last=False)
+    return dataset
+
+
+def tabular_dataset(
+    name: str,
+    task: Task,
+    raw: np.ndarray,
+    y: np.ndarray,
+    columns: Sequence[FeatureColumn],
+    *,
+    n_classes: int = 0,
+    options: DatasetOptions | None = None,
+    validation_split: float = 0.2,
+    seed: int = 0,
+) -> Dataset:
+    """An uploaded table, split and turned into features.
+
+    ``raw`` holds one float per feature column (`app.nas.columns`: NaN for missing values,
+    categories as their keys); ``y`` class indices (0..n_classes-1) or regression values.
+    Numeric columns' means and spreads come from the training split (they become the
+    model's imputation and standardisation); ``columns`` give kinds, categories and which
+    columns get a missing indicator.
+    """
+    options = options or DatasetOptions()
+    if options.max_samples is not None and len(raw) > options.max_samples:
+        keep = np.sort(
+            np.random.default_rng(options.seed).choice(len(raw), options.max_samples, replace=False)
+        )
+        raw, y = raw[keep], y[keep]
+    y = y.astype(np.int32) if task == "classification" else y.astype(np.float32)
+    x_tr, x_va, y_tr, y_va = _split(
+        raw.astype(np.float32, copy=False), y, task, validation_split, seed
+    )
+    fitted: list[FeatureColumn] = []
+    for i, column in enumerate(columns):
+        if column.kind != ColumnKind.NUMERIC:
+            fitted.append(column)
+            continue
+        values = x_tr[:, i][~np.isnan(x_tr[:, i])]
+        mean = float(values.mean()) if len(values) else 0.0
+        std = float(values.std()) if len(values) else 1.0
+        fitted.append(replace(column, mean=mean, std=std if std > 0 else 1.0))
+    kept = tuple(fitted)
+    y_mean, y_std = 0.0, 1.0
+    if task == "regression":
+        y_mean = float(y_tr.mean())
+        y_std = float(y_tr.std()) or 1.0
+        to_standard = standardizer(y_mean, y_std, name=TARGET_LAYER)
+        y_tr = standardize(to_standard, y_tr.reshape(-1, 1)).reshape(-1)
+        y_va = standardize(to_standard, y_va.reshape(-1, 1)).reshape(-1)
+    empty = np.zeros(0, dtype=np.float32)
+    return Dataset(
+        name=name,
+        task=task,
+        x_train=tabular_transform(kept, x_tr),
+        y_train=y_tr,
+        x_val=tabular_transform(kept, x_va),
+        y_val=y_va,
+        n_classes=n_classes,
+        x_mean=empty,
+        x_std=empty,
+        y_mean=y_mean,
+        y_std=y_std,
+        columns=kept,
+    )

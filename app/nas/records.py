@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from app.nas.columns import FeatureColumn
 from app.nas.spec import Task
 
 __all__ = [
@@ -40,19 +41,26 @@ class Preprocessing:
     y_mean: float = 0.0
     y_std: float = 1.0
     in_model: bool = True
+    #: Uploaded tables: the raw feature columns (`app.nas.columns`); empty for the built-in
+    #: datasets, whose rows are plain numbers standardised with ``x_mean``/``x_std``.
+    columns: tuple[FeatureColumn, ...] = ()
 
     @property
     def input_dim(self) -> int:
-        return len(self.x_mean)
+        return len(self.columns) if self.columns else len(self.x_mean)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["columns"] = [c.to_dict() for c in self.columns]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
         known = {f for f in cls.__dataclass_fields__}
+        fields = {k: v for k, v in data.items() if k in known}
+        fields["columns"] = tuple(FeatureColumn.from_dict(c) for c in data.get("columns") or ())
         # Files written before the model carried its preprocessing have no `in_model`.
-        return cls(**{"in_model": False, **{k: v for k, v in data.items() if k in known}})
+        return cls(**{"in_model": False, **fields})
 
 
 @dataclass(frozen=True)

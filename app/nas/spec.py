@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -37,6 +37,7 @@ __all__ = [
     "NasSpec",
     "SearchSpace",
     "Task",
+    "is_uploaded_dataset",
     "objective_direction",
 ]
 
@@ -63,6 +64,16 @@ DATASET_TASKS: dict[str, Task] = {
     "fashion_mnist": "classification",
     "cifar10": "classification",
 }
+
+#: An uploaded dataset's id (`POST /datasets`); its task is in its schema, not here, so the
+#: service checks the objective against it when the run is submitted (`for_task`).
+UPLOADED_DATASET_ID = re.compile(r"^ds_[0-9a-f]{32}$")
+
+
+def is_uploaded_dataset(dataset_id: str) -> bool:
+    """Whether ``dataset_id`` names an uploaded dataset (``ds_`` and 32 hex digits)."""
+    return UPLOADED_DATASET_ID.match(dataset_id) is not None
+
 
 #: Metric names (without the "val_" prefix) each task reports; the objective must be one.
 _TASK_METRICS: dict[str, frozenset[str]] = {
@@ -374,8 +385,11 @@ class NasSpec(BaseModel):
     @field_validator("dataset_id")
     @classmethod
     def _known_dataset(cls, value: str) -> str:
-        if value not in DATASET_TASKS:
-            raise ValueError(f"unknown dataset; known: {sorted(DATASET_TASKS)}")
+        if value not in DATASET_TASKS and not is_uploaded_dataset(value):
+            raise ValueError(
+                f"unknown dataset; known: {sorted(DATASET_TASKS)}, or an uploaded dataset's "
+                "id (ds_...)"
+            )
         return value
 
     @field_validator("objective")
@@ -389,7 +403,18 @@ class NasSpec(BaseModel):
 
     @model_validator(mode="after")
     def _objective_fits_task(self) -> NasSpec:
-        task = DATASET_TASKS[self.dataset_id]
+        task = DATASET_TASKS.get(self.dataset_id)
+        if task is None:  # uploaded: `for_task` checks it once its dataset is looked up
+            return self
+        return self._fit_objective(task)
+
+    def for_task(self, task: Task) -> Self:
+        """This spec for a dataset of ``task``: default objective set, a mismatch raised
+        (a ValidationError at ``objective``). For uploaded datasets, whose task the spec
+        alone cannot know."""
+        return self.model_copy()._fit_objective(task)
+
+    def _fit_objective(self, task: Task) -> Self:
         if self.objective is None:
             self.objective = "val_accuracy" if task == "classification" else "val_loss"
         elif self.objective.removeprefix("val_") not in _TASK_METRICS[task]:

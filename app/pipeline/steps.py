@@ -13,6 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.datasets.service import load_run_dataset
 from app.db.models import RunStatus
 from app.errors import CerebrosError, EngineDisabled
 from app.events import names
@@ -144,9 +145,13 @@ class RunSteps:
         try:
             # Keras state is per process (clear_session): one search at a time per worker.
             async with ENGINE_LOCK, reporter:
+                dataset = await load_run_dataset(  # an uploaded one, from Postgres; else None
+                    self.sessions, nas_spec, self.settings.resolved_dataset_cache_dir
+                )
                 result = await asyncio.to_thread(
                     run_search,
                     nas_spec,
+                    dataset=dataset,
                     artifacts_dir=self.artifacts_dir(run_id),
                     reporter=reporter,
                     should_stop=should_stop,

@@ -11,6 +11,7 @@ import procrastinate
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.datasets.service import lock_run_dataset, resolve_run_dataset
 from app.db.models import Run, RunStatus
 from app.errors import Conflict, InvalidInput, TooManyRuns
 from app.queue.app import RUN_NAS_TASK
@@ -51,6 +52,7 @@ async def submit_run(
             "Idempotency-Key is blank; send a non-blank key, or no header",
             field="Idempotency-Key",
         )
+    body = await resolve_run_dataset(sessions, body, owner)  # an uploaded one: owner's, task
     spec = body.model_dump(mode="json", exclude={"run_id"})
     digest = request_hash({**spec, "run_id": str(body.run_id) if body.run_id else None})
     if idempotency_key is not None:
@@ -88,6 +90,7 @@ async def create_local_run(
 ) -> Run:
     """A run this process executes itself (`cerebros run --local`): the row `submit_run`
     stores, with no queue job (job_id NULL), so it still shows in lists and streams."""
+    body = await resolve_run_dataset(sessions, body, owner)
     spec = body.model_dump(mode="json", exclude={"run_id"})
     digest = request_hash({**spec, "run_id": str(body.run_id) if body.run_id else None})
     run = Run(
@@ -129,6 +132,7 @@ async def _insert_with_job(
     async with sessions() as session, session.begin():
         if max_active_runs is not None:
             await _check_active_runs(session, owner, max_active_runs)
+        await lock_run_dataset(session, body.dataset_id, owner)  # a delete waits for us
         run = Run(
             id=run_id,
             owner=owner,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.nas.spec import STRICT
 
@@ -60,16 +62,53 @@ class TrialList(BaseModel):
     direction: Literal["max", "min"] | None = None
 
 
+#: One raw value of a row: a number, a string (a categorical column's value) or null.
+Cell = float | str | None
+
+
+def _is_cell(value: object) -> bool:
+    if value is None or isinstance(value, str):
+        return True
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class PredictRequest(BaseModel):
     # As strict as the run spec: no "1.5" or true for a number, no NaN or infinity (which
     # the model would turn into a NaN prediction), no unknown fields.
     model_config = STRICT
 
-    rows: list[list[float]] = Field(
+    rows: list[list[Cell] | dict[str, Cell]] = Field(
         min_length=1,
         max_length=MAX_PREDICT_ROWS,
-        description=f"Raw feature rows (at most {MAX_PREDICT_ROWS}), each of the model's width",
+        description=f"Raw feature rows (at most {MAX_PREDICT_ROWS}): lists in the dataset's "
+        "column order, or (uploaded datasets) objects keyed by column name; a cell is a "
+        "number, a string (a categorical column's value) or null (missing)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cells(cls, data: Any) -> Any:
+        """Check every cell first, so an error names it (``rows.0.3``) whatever the row's
+        shape (a union of list and object would add its member's name to the location)."""
+        rows = data.get("rows") if isinstance(data, dict) else None
+        for r, row in enumerate(rows if isinstance(rows, list) else []):
+            if not isinstance(row, dict | list):
+                continue  # the field's own validation names it
+            for c, value in row.items() if isinstance(row, dict) else enumerate(row):
+                if not _is_cell(value):
+                    raise ValidationError.from_exception_data(
+                        cls.__name__,
+                        [
+                            InitErrorDetails(
+                                type=PydanticCustomError(
+                                    "cell_type", "Input should be a finite number, a string or null"
+                                ),
+                                loc=("rows", r, c),
+                                input=value,
+                            )
+                        ],
+                    )
+        return data
 
 
 class PredictResponse(BaseModel):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
@@ -24,6 +26,7 @@ from app.nas.artifacts import (
     load_preprocessing,
     predict_with_model,
 )
+from app.nas.columns import Cell, RowError, encode_rows, plain_rows
 from app.nas.records import Preprocessing
 from app.schemas.trials import PredictRequest, PredictResponse
 
@@ -68,8 +71,14 @@ class LoadedModel:
     def input_dim(self) -> int:
         return self.preprocessing.input_dim
 
-    def predict(self, rows: list[list[float]]) -> list[Any]:
-        return predict_with_model(self.model, self.preprocessing.task, rows)
+    def encode(self, rows: Sequence[Sequence[Cell] | Mapping[str, Cell]]) -> np.ndarray:
+        """Raw rows as the model's input (`app.nas.columns`); `RowError` names a bad cell."""
+        if self.preprocessing.columns:
+            return encode_rows(self.preprocessing.columns, rows)
+        return plain_rows(self.input_dim, rows)
+
+    def predict(self, inputs: np.ndarray) -> list[Any]:
+        return predict_with_model(self.model, self.preprocessing.task, inputs)
 
 
 def _load(root: Path) -> LoadedModel:
@@ -136,14 +145,11 @@ async def predict(
     run = await load_run(session, run_id, owner)
     root = best_model_dir(run, state.settings)
     loaded = await MODELS.get(run_id, root)
-    bad = [i for i, row in enumerate(body.rows) if len(row) != loaded.input_dim]
-    if bad:
-        raise InvalidInput(
-            f"rows must each have {loaded.input_dim} values; row {bad[0]} has "
-            f"{len(body.rows[bad[0]])}",
-            field="rows",
-        )
-    predictions = await asyncio.to_thread(loaded.predict, body.rows)
+    try:
+        inputs = loaded.encode(body.rows)
+    except RowError as exc:
+        raise InvalidInput(exc.message, field=exc.field) from exc
+    predictions = await asyncio.to_thread(loaded.predict, inputs)
     return PredictResponse(
         predictions=predictions, run_id=str(run_id), trial=(run.result or {}).get("best_trial")
     )
