@@ -205,7 +205,7 @@ PREDICT_JUNK: list[tuple[bytes, str]] = [
     (b'{"rows": [[1, 2], [Infinity, 0]]}', "rows.1.0"),
     (b'{"rows": [[-Infinity]]}', "rows.0.0"),
     (b'{"rows": [[1e400]]}', "rows.0.0"),
-    (b'{"rows": [["1.5"]]}', "rows.0.0"),
+    (b'{"rows": [[{"x": 1}]]}', "rows.0.0"),  # a cell is a number, a string or null
     (b'{"rows": [[true]]}', "rows.0.0"),
     (b'{"rows": [[1]], "extra": 1}', "extra"),
 ]
