@@ -12,12 +12,13 @@ import builtins
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from app.schemas.datasets import DatasetOut, DatasetPage
 from app.schemas.runs import EventOut, EventPage, RunOut, RunPage
 from app.schemas.trials import PredictResponse, TrialDetail, TrialList
 
@@ -164,12 +165,64 @@ class CerebrosClient:
         return target
 
     def predict(
-        self, run_id: uuid.UUID | str, rows: Sequence[Sequence[float]]
+        self,
+        run_id: uuid.UUID | str,
+        rows: Sequence[Sequence[float | str | None] | Mapping[str, float | str | None]],
     ) -> builtins.list[Any]:
-        """Predictions of the best model for raw feature rows."""
-        body = {"rows": [list(row) for row in rows]}
+        """Predictions of the best model for raw feature rows (lists in column order, or
+        for uploaded datasets objects keyed by column name)."""
+        body = {"rows": [dict(row) if isinstance(row, Mapping) else list(row) for row in rows]}
         response = self._request("POST", f"/runs/{run_id}/predict", json=body)
         return PredictResponse.model_validate(response.json()).predictions
+
+    # --- datasets --------------------------------------------------------------------------
+
+    def upload_dataset(
+        self,
+        path: Path | str,
+        *,
+        target: str | None = None,
+        name: str | None = None,
+        task: str | None = None,
+        column_types: dict[str, str] | None = None,
+        format: str | None = None,
+        timeout: float = 600.0,
+    ) -> DatasetOut:
+        """POST /datasets: upload a CSV, Parquet or ``.npz`` file (streamed from disk).
+
+        ``target`` names the target column (CSV, Parquet); ``task`` (classification or
+        regression) and ``column_types`` (column -> numeric or categorical) override what
+        is inferred. Use the answer's ``id`` as a run spec's ``dataset_id``.
+        """
+        file = Path(path)
+        fields = {"target": target, "name": name, "task": task, "format": format}
+        data = {key: value for key, value in fields.items() if value is not None}
+        if column_types:
+            data["column_types"] = json.dumps(column_types)
+        with file.open("rb") as fh:
+            response = self._request(
+                "POST",
+                "/datasets",
+                files={"file": (file.name, fh)},
+                data=data,
+                timeout=timeout,
+            )
+        return DatasetOut.model_validate(response.json())
+
+    def list_datasets(self, limit: int = 50, cursor: str | None = None) -> DatasetPage:
+        """One page of datasets, newest first; pass `next_cursor` back as `cursor`."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return DatasetPage.model_validate(self._request("GET", "/datasets", params=params).json())
+
+    def get_dataset(self, dataset_id: str) -> DatasetOut:
+        """The dataset with its schema (columns, target classes or range, sample rows)."""
+        return DatasetOut.model_validate(self._request("GET", f"/datasets/{dataset_id}").json())
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """DELETE /datasets/{id}; a 409 `ClientError` while a queued or running run uses it."""
+        self._request("DELETE", f"/datasets/{dataset_id}")
 
     # --- events ----------------------------------------------------------------------------
 

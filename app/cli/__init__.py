@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from app.auth.cli import token_cli
-from app.cli import client, db, local_run, service
+from app.cli import client, datasets, db, local_run, service
 from app.cli.errors import DEBUG, ErrorReportingGroup
 
 cli = typer.Typer(
@@ -36,6 +36,7 @@ cli.add_typer(db.db_cli, name="db")  # cerebros db url|psql|start|stop
 cli.add_typer(token_cli, name="token")  # cerebros token create|list|revoke
 client.register(cli)  # submit, runs, events, cancel, trials: over HTTP only
 local_run.register(cli)  # run SPEC [--local]
+cli.add_typer(datasets.datasets_cli, name="datasets")  # upload|list|show|delete
 
 
 def main() -> None:
