@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         alias="CEREBROS_STREAM_AUTH_RECHECK_SECONDS",
         description="Seconds between re-checks of open streams' tokens (revoked: stream ends).",
     )
+    stream_ticket_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        alias="CEREBROS_STREAM_TICKET_SECONDS",
+        description="How long a stream ticket (POST /events/tickets) may wait to be used.",
+    )
     job_max_attempts: int = Field(default=5, alias="CEREBROS_JOB_MAX_ATTEMPTS")
     job_retry_wait_seconds: float = Field(default=2.0, alias="CEREBROS_JOB_RETRY_WAIT_SECONDS")
     stalled_after_seconds: float = Field(default=30.0, alias="CEREBROS_STALLED_AFTER_SECONDS")

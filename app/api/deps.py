@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.state import ApiState
-from app.auth.tokens import LOCAL_OWNER, Principal, authenticate
+from app.auth.tickets import MAX_TICKET_LENGTH, StreamTickets
+from app.auth.tokens import LOCAL_OWNER, Principal, authenticate, token_is_active
 from app.errors import Unauthorized
 
 
@@ -65,3 +67,65 @@ def get_owner(principal: PrincipalDep) -> str | None:
 
 
 OwnerDep = Annotated[str | None, Depends(get_owner)]
+
+
+def get_stream_tickets(request: Request) -> StreamTickets:
+    tickets: StreamTickets = request.app.state.stream_tickets
+    return tickets
+
+
+TicketQuery = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_TICKET_LENGTH,
+        description="A stream ticket from `POST /events/tickets`, for clients that cannot send "
+        "headers (a browser's EventSource); single use, short-lived. The Authorization header "
+        "wins when both are sent.",
+    ),
+]
+
+
+async def get_stream_principal(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    ticket: TicketQuery = None,
+) -> Principal:
+    """The caller of an event stream: from the bearer token, else from a stream ticket.
+
+    The ticket is used up here (FastAPI resolves a dependency once per request); it must
+    be for this run's stream (or for any), unexpired, and its token still valid.
+    """
+    if not state.settings.auth_enabled or credentials is not None or ticket is None:
+        return await get_principal(state, credentials)
+    try:
+        run_id = uuid.UUID(str(request.path_params["run_id"]))
+    except KeyError:
+        run_id = None  # the global stream
+    except ValueError as exc:
+        raise Unauthorized(
+            "the stream ticket is not for this stream", error="invalid_token"
+        ) from exc
+    principal = get_stream_tickets(request).redeem(ticket, run_id)
+    if principal is not None and principal.token_id is not None:
+        async with state.sessions() as session:
+            if not await token_is_active(session, principal.token_id):
+                principal = None
+    if principal is None:
+        raise Unauthorized(
+            "the stream ticket is invalid, used, expired or for another stream "
+            "(POST /events/tickets issues one)",
+            error="invalid_token",
+        )
+    return principal
+
+
+StreamPrincipalDep = Annotated[Principal, Depends(get_stream_principal)]
+
+
+def get_stream_owner(principal: StreamPrincipalDep) -> str | None:
+    """As `get_owner`, for a stream's caller (bearer token or stream ticket)."""
+    return principal.scope
+
+
+StreamOwnerDep = Annotated[str | None, Depends(get_stream_owner)]

@@ -8,14 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from app.api.allow import install_allow_handler
-from app.api.deps import get_principal
+from app.api.deps import get_principal, get_stream_principal
 from app.api.docs import install_docs
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_problem_openapi
 from app.api.problems import install_problem_handlers
-from app.api.routes import datasets, events, health, models, runs, trials
+from app.api.routes import datasets, events, health, models, runs, tickets, trials
 from app.api.state import ApiState
-from app.auth.http import UNAUTHORIZED_RESPONSES, install_auth_handlers
+from app.auth.http import UNAUTHORIZED_RESPONSES, install_auth_handlers, mask_stream_tickets
+from app.auth.tickets import StreamTickets
 from app.config import Settings, get_settings
 from app.db.session import create_engine, create_session_factory, resolve_database_url
 from app.events.hub import EventHub
@@ -72,10 +73,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     # Everything but /health* (and the docs) needs a token: enforced here, per router, so a
     # route that forgets the owner dependency is still protected.
-    for router in (runs.router, trials.router, models.router, events.router, datasets.router):
+    for router in (runs.router, trials.router, models.router, tickets.router, datasets.router):
         app.include_router(
             router, dependencies=[Depends(get_principal)], responses=UNAUTHORIZED_RESPONSES
         )
+    # Event streams also open with a stream ticket (?ticket=): EventSource sends no headers.
+    app.state.stream_tickets = StreamTickets(settings.stream_ticket_seconds)
+    mask_stream_tickets()
+    app.include_router(
+        events.router,
+        dependencies=[Depends(get_stream_principal)],
+        responses=UNAUTHORIZED_RESPONSES,
+    )
     install_problem_openapi(app)
     install_docs(app)
     return app

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -30,3 +33,27 @@ async def _on_unauthorized(_: Request, exc: Exception) -> JSONResponse:
 def install_auth_handlers(app: FastAPI) -> None:
     """401s carry the challenge header (the generic CerebrosError handler has no headers)."""
     app.add_exception_handler(Unauthorized, _on_unauthorized)
+
+
+_TICKET_IN_QUERY = re.compile(r"(?<=[?&]ticket=)[^&\s]+")
+
+
+class StreamTicketLogFilter(logging.Filter):
+    """Masks `?ticket=` in access-log lines (tickets are single use; defence in depth)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(arg, str) and "ticket=" in arg for arg in record.args
+        ):
+            record.args = tuple(
+                _TICKET_IN_QUERY.sub("***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+def mask_stream_tickets(logger_name: str = "uvicorn.access") -> None:
+    """Install the filter on uvicorn's access logger (once; logging keeps it across configs)."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, StreamTicketLogFilter) for f in logger.filters):
+        logger.addFilter(StreamTicketLogFilter())

@@ -95,6 +95,12 @@ async def authenticate(session: AsyncSession, token: str) -> Principal | None:
     return Principal(owner=row.owner, admin=row.admin, token_id=row.id)
 
 
+async def token_is_active(session: AsyncSession, token_id: str) -> bool:
+    """Whether the token with this id exists and is not revoked (a stream ticket's check)."""
+    row = await session.get(ApiToken, token_id)
+    return row is not None and row.revoked_at is None
+
+
 async def list_tokens(session: AsyncSession, *, include_revoked: bool = True) -> list[ApiToken]:
     stmt = select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)
     if not include_revoked:

@@ -1,4 +1,8 @@
-"""Server-Sent Event streams: one run's events, and every run's (for dashboards)."""
+"""Server-Sent Event streams: one run's events, and every run's (for dashboards).
+
+Both take the bearer token, or a stream ticket (`?ticket=`, from `POST /events/tickets`)
+for browsers' EventSource, which cannot send headers.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import OwnerDep, PrincipalDep, StateDep
+from app.api.deps import StateDep, StreamOwnerDep, StreamPrincipalDep
 from app.api.problems import problem_response
 from app.api.state import ApiState
 from app.auth.tokens import Principal, TokenNotFound, find_token
@@ -174,8 +178,8 @@ def token_revocations(sessions: async_sessionmaker[AsyncSession]) -> RevokedToke
 async def stream_run_events(
     run_id: uuid.UUID,
     state: StateDep,
-    owner: OwnerDep,
-    principal: PrincipalDep,
+    owner: StreamOwnerDep,
+    principal: StreamPrincipalDep,
     pattern: PatternQuery = None,
     after: AfterQuery = None,
     last_event_id: LastEventIdHeader = None,
@@ -202,8 +206,8 @@ async def stream_run_events(
 )
 async def stream_all_events(
     state: StateDep,
-    owner: OwnerDep,
-    principal: PrincipalDep,
+    owner: StreamOwnerDep,
+    principal: StreamPrincipalDep,
     pattern: PatternQuery = None,
     after: AfterQuery = None,
     last_event_id: LastEventIdHeader = None,
