@@ -21,6 +21,7 @@ from app.config import Settings, get_settings
 from app.db.session import create_engine, create_session_factory, resolve_database_url
 from app.events.hub import EventHub
 from app.queue.app import create_queue_app
+from app.ui.router import install_dashboard
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -87,4 +88,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_openapi(app)
     install_docs(app)
+    install_dashboard(app, auth_enabled=settings.auth_enabled)  # public: files hold no data
     return app
