@@ -38,6 +38,9 @@ class StepContext:
     attempt: int  # 1 for the first run of the step; counts reruns after crashes and retries
     inputs: Mapping[str, Any]  # the saga's inputs
     runner: SagaRunner = field(repr=False)
+    # While the saga fails (its undos and late compensations run): the stored failure that
+    # undoes it, `{"step", "type", "message", ...}` (`step` None when cancelled from outside).
+    failure: Mapping[str, Any] | None = None
 
     def sub_saga_id(self, key: str | None = None) -> str:
         """The id of this step's sub-saga: `"{saga_id}/{step}"` (plus `"/{key}"`)."""

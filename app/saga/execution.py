@@ -38,7 +38,7 @@ class Execution:
     def __init__(self, runner: SagaRunner, saga: Saga, record: SagaRecord) -> None:
         self.runner = runner
         self.store = runner.store
-        self.notify = runner.listener.notify
+        self.listener = runner.listener
         self.middleware = runner.middleware
         self.saga = saga
         self.saga_id = record.id
@@ -101,10 +101,10 @@ class Execution:
             step, reason = self.halt
             info = {"halted_by": step, "reason": reason}
             await self.store.saga_finished(self.saga_id, "halted", info)
-            await self.notify("saga_finished", self.saga_id, "halted", info)
+            await self.listener.saga_finished(self.saga_id, "halted", info)
             return SagaOutcome(self.saga_id, "halted", dict(self.results), step, reason)
         await self.store.saga_finished(self.saga_id, "succeeded", None)
-        await self.notify("saga_finished", self.saga_id, "succeeded", None)
+        await self.listener.saga_finished(self.saga_id, "succeeded", None)
         return SagaOutcome(self.saga_id, "succeeded", dict(self.results))
 
     async def _drive(self) -> None:
@@ -138,7 +138,9 @@ class Execution:
 
     def context(self, name: str) -> StepContext:
         rec = self.records[name]
-        return StepContext(self.saga_id, name, rec.attempts, self.inputs, self.runner)
+        return StepContext(
+            self.saga_id, name, rec.attempts, self.inputs, self.runner, failure=self.failure
+        )
 
     def _arguments(self, step: Step) -> dict[str, Any]:
         return step.arguments(self.inputs, self.results)
@@ -149,7 +151,7 @@ class Execution:
         rec.attempts += 1
         rec.state = "running"
         await self.store.step_running(self.saga_id, name, rec.attempts)
-        await self.notify("step_started", self.saga_id, name, rec.attempts)
+        await self.listener.step_started(self.saga_id, name, rec.attempts)
         task = asyncio.create_task(
             self._invoke(self.steps[name], self.context(name), delay_s),
             name=f"saga:{self.saga_id}:{name}",
@@ -213,7 +215,7 @@ class Execution:
         self.results[name] = stored
         self.steps = merged
         await self._record_new_steps()
-        await self.notify("step_succeeded", self.saga_id, name, stored)
+        await self.listener.step_succeeded(self.saga_id, name, stored)
 
     async def _step_halted(self, name: str, halt: Halt) -> None:
         self.records[name].state = "pending"
@@ -224,7 +226,7 @@ class Execution:
     async def _step_failed(self, name: str, exc: Exception, *, allow_retry: bool = True) -> None:
         step, rec = self.steps[name], self.records[name]
         error = describe(exc)
-        await self.notify("step_failed", self.saga_id, name, exc)
+        await self.listener.step_failed(self.saga_id, name, exc)
         state = "failed"
         if step.compensate is not None:
             try:
@@ -275,7 +277,7 @@ class Execution:
             raise UndoIncomplete(f"saga {self.saga_id!r}: undo failed for {failed}; will retry")
         error = {**self.failure, "undo": [o.to_dict() for o in outcomes]}
         await self.store.saga_finished(self.saga_id, "failed", error)
-        await self.notify("saga_finished", self.saga_id, "failed", error)
+        await self.listener.saga_finished(self.saga_id, "failed", error)
         return SagaFailed.from_dict(self.saga_id, error)
 
     async def _undo(self, name: str) -> UndoOutcome:
@@ -296,9 +298,9 @@ class Execution:
         except Exception as exc:
             rec.state, rec.error = "undo_failed", describe(exc)
             await self.store.step_ended(self.saga_id, name, "undo_failed", rec.error)
-            await self.notify("step_undone", self.saga_id, name, exc)
+            await self.listener.step_undone(self.saga_id, name, exc)
             return UndoOutcome(name, "undo_failed", rec.error)
         rec.state = "undone"
         await self.store.step_ended(self.saga_id, name, "undone", None)
-        await self.notify("step_undone", self.saga_id, name, None)
+        await self.listener.step_undone(self.saga_id, name, None)
         return UndoOutcome(name, "undone")
