@@ -27,10 +27,11 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.session import create_engine, create_session_factory
-from app.events.publish import list_events
+from app.events.store import list_events
 from app.nas.records import TrialRecord, TrialStart
 from app.pipeline.progress import DatabaseReporter
 from app.runs import repository
+from app.runs import trials as trial_rows
 from benchmarks._db import append_section, fmt, fresh_database, md_table, nproc
 
 TARGET_MS_PER_TRIAL = 5.0
@@ -212,12 +213,12 @@ async def time_reads(
     async def trials_page() -> None:
         async with sessions() as session:
             await repository.get_run(session, run_id)
-            await repository.list_trials(session, run_id)
+            await trial_rows.list_trials(session, run_id)
 
     async def progress() -> None:
         async with sessions() as session:
             await repository.get_run(session, run_id)
-            await repository.trial_progress(session, run_id)
+            await trial_rows.trial_progress(session, run_id)
 
     async def events() -> None:
         async with sessions() as session:

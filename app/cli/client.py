@@ -98,7 +98,7 @@ def print_outcome(final: RunOut, trials: TrialList | None) -> None:
     if final.status == "succeeded" and trials is not None:
         console.print(top_trials(trials))
     elif final.error:
-        console.print(f"[red]{final.error.get('message', final.error)}[/red]")
+        console.print(f"[red]{final.error.message or final.error.type}[/red]")
 
 
 def _cli_command(*words: str, url: str) -> str:

@@ -37,8 +37,10 @@ from app.client import CerebrosClient
 from app.config import Settings, get_settings
 from app.db.models import Run
 from app.errors import Conflict
+from app.events import store as event_sql
 from app.pipeline.errors import RunFailed
 from app.runs import repository
+from app.runs import trials as trial_rows
 from app.runs.progress import trial_list
 from app.runs.submit import RUN_ID_TAKEN, create_local_run
 from app.schemas.runs import EventOut, RunCreate, RunOut
@@ -138,13 +140,13 @@ async def _follow(
 ) -> None:
     """Feed the run's events to the display, in stream order, until the run has ended and
     every event it wrote was shown."""
-    position = repository.STREAM_START
+    position = event_sql.STREAM_START
     ended_at: float | None = None
     loop = asyncio.get_running_loop()
     while True:
         ended = job.done()  # sampled before the read: what it wrote is committed by now
         async with sessions() as session:
-            page = await repository.released_events(
+            page = await event_sql.released_events(
                 session, after=position, limit=500, run_id=run_id
             )
         for event, _ in page.rows:
@@ -184,7 +186,7 @@ def _cancel_on_ctrl_c(
 
 async def _ranked(session: AsyncSession, run: Run) -> TrialList:
     """The run's trials best first, as `GET /runs/{id}/trials?sort=score` gives them."""
-    return trial_list(run, await repository.list_trials(session, run.id), best_first=True)
+    return trial_list(run, await trial_rows.list_trials(session, run.id), best_first=True)
 
 
 def register(cli: typer.Typer) -> None:

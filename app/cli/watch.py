@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from app.events import names
 from app.nas.spec import NasSpec
-from app.schemas.runs import EventOut, RunOut
+from app.schemas.runs import EventOut, RunObjective, RunOut, RunSummary, StoredSpec
 
 TRIAL_ENDS = (names.TRIAL_COMPLETED, names.TRIAL_PRUNED, names.TRIAL_FAILED)
 RUN_ENDS = (names.RUN_COMPLETED, names.RUN_FAILED, names.RUN_CANCELLED)
@@ -65,8 +65,10 @@ class Watch:
             spec = None
         max_trials = spec.budget.max_trials if spec else 10
         epochs = spec.epochs_per_trial if spec else 10
-        self.direction = spec.direction if spec else "max"
-        self.objective = spec.resolved_objective if spec else None
+        # The run's own objective and direction (its result's, else its stored spec's).
+        objective = RunObjective.of(RunSummary.read(run.result), spec or StoredSpec.read(run.spec))
+        self.direction = objective.direction
+        self.objective = objective.name
         self.best: float | None = None
         self.rungs: list[Rung] = []
         if spec is not None and spec.parameters.strategy == "successive_halving":
@@ -141,7 +143,7 @@ class Watch:
         self.progress.update(self.trials, completed=len(self.done))
 
     def _better(self, score: Any) -> None:
-        if not isinstance(score, int | float):
+        if not isinstance(score, int | float) or self.direction is None:
             return
         if self.best is None or (
             score > self.best if self.direction == "max" else score < self.best

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -29,6 +30,8 @@ from app.db.base import Base
 
 
 class RunStatus(enum.StrEnum):
+    """A run's lifecycle: queued -> running -> succeeded | failed | cancelled."""
+
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -37,10 +40,55 @@ class RunStatus(enum.StrEnum):
 
     @property
     def is_final(self) -> bool:
+        """The run ended; its status never changes again."""
         return self in FINAL_STATUSES
 
 
 FINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+# Queued or running: what counts against an owner's limit of active runs.
+ACTIVE_STATUSES = frozenset(set(RunStatus) - FINAL_STATUSES)
+
+
+class TrialStatus(enum.StrEnum):
+    """A trial's lifecycle: queued -> running -> completed | pruned | failed | cancelled.
+
+    The engine ends a trial completed, pruned or failed (`app.nas.records.TrialRecord`); a
+    trial that an ended run left queued or running is cancelled.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_finished(self) -> bool:
+        """The engine ended it (completed, pruned, failed): it has a final record, counts
+        as done in the run's progress and is not trained again when the run resumes."""
+        return self in FINISHED_TRIAL_STATUSES
+
+    @property
+    def is_final(self) -> bool:
+        """It never changes again: finished, or cancelled with its run."""
+        return self.is_finished or self is TrialStatus.CANCELLED
+
+
+FINISHED_TRIAL_STATUSES = frozenset({TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.FAILED})
+
+
+def _status_column(enum_type: type[enum.StrEnum]) -> Enum:
+    # The enum's values in the existing VARCHAR(16) column (runs keep their CHECK
+    # constraint from migration 0002): no native Postgres type, so no migration.
+    return Enum(
+        enum_type,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
 
 
 class Run(Base):
@@ -59,7 +107,7 @@ class Run(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     owner: Mapped[str] = mapped_column(String(100), default="local")
-    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED.value)
+    status: Mapped[RunStatus] = mapped_column(_status_column(RunStatus), default=RunStatus.QUEUED)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONB)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
@@ -89,7 +137,7 @@ class Trial(Base):
         UUID(as_uuid=True), ForeignKey("runs.id", ondelete="CASCADE")
     )
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[TrialStatus] = mapped_column(_status_column(TrialStatus))
     architecture: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     hyperparameters: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     params_count: Mapped[int | None] = mapped_column(BigInteger)

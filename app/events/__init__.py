@@ -8,7 +8,8 @@ from app.events.names import (
     TERMINAL_EVENTS,
 )
 from app.events.patterns import compile_pattern, matches
-from app.events.publish import publish_event
+from app.events.publish import RunEvents
+from app.events.store import publish_event
 
 __all__ = [
     "RUN_CANCELLED",
@@ -16,6 +17,7 @@ __all__ = [
     "RUN_FAILED",
     "RUN_STARTED",
     "TERMINAL_EVENTS",
+    "RunEvents",
     "compile_pattern",
     "matches",
     "publish_event",

@@ -14,7 +14,7 @@ from typing import Final
 
 from app.errors import Unauthorized
 from app.events.hub import RESYNC, REVOKED, RUN_ENDED, EventHub, HubEvent, Subscription
-from app.runs.repository import STREAM_START
+from app.events.store import STREAM_START
 
 PAGE_SIZE: Final = 1000
 

@@ -38,10 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import RunEvent
 from app.db.urls import libpq_url
+from app.events import store as event_sql
 from app.events.names import EVENTS_CHANNEL
 from app.events.patterns import GlobPattern, compile_pattern
-from app.runs import repository
-from app.runs.repository import EventPosition, FinalRuns
+from app.events.store import EventPosition, FinalRuns
 from app.schemas.runs import EventOut
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ Item = HubEvent | Marker
 
 @dataclass(frozen=True)
 class HubPage:
-    """`repository.EventPage` with its rows turned into `HubEvent`s."""
+    """`event_sql.EventPage` with its rows turned into `HubEvent`s."""
 
     events: list[HubEvent]
     horizon: int
@@ -113,7 +113,7 @@ class EventStore:
         owner: str | None = None,
     ) -> HubPage:
         async with self.sessions() as session:
-            page = await repository.released_events(
+            page = await event_sql.released_events(
                 session, after=after, limit=limit, run_id=run_id, owner=owner
             )
         events = [HubEvent.from_row(row, run_owner) for row, run_owner in page.rows]
@@ -121,15 +121,15 @@ class EventStore:
 
     async def frontier(self) -> tuple[EventPosition, bool]:
         async with self.sessions() as session:
-            return await repository.released_frontier(session)
+            return await event_sql.released_frontier(session)
 
     async def position_of(self, event_id: int) -> EventPosition:
         async with self.sessions() as session:
-            return await repository.event_position(session, event_id)
+            return await event_sql.event_position(session, event_id)
 
     async def final_runs(self, run_ids: Collection[uuid.UUID]) -> FinalRuns:
         async with self.sessions() as session:
-            return await repository.final_runs(session, run_ids)
+            return await event_sql.final_runs(session, run_ids)
 
 
 # Given the token ids of open streams, the ones revoked (or deleted) since.

@@ -1,64 +1,43 @@
-"""Write events as rows in the caller's transaction (the row's trigger NOTIFYs on commit)."""
+"""Publishing a run's events: `RunEvents`, bound to one run (the SQL is `app.events.store`'s)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import RunEvent
+from app.events.store import is_published, publish_event
+
+__all__ = ["RunEvents", "publish_event"]
 
 
-async def publish_event(
-    session: AsyncSession,
-    run_id: uuid.UUID,
-    name: str,
-    payload: dict[str, Any] | None = None,
-    *,
-    correlation_id: str | None = None,
-    dedup_key: str | None = None,
-) -> int | None:
-    """Insert one event; return its id, or None when `dedup_key` was already published.
+class RunEvents:
+    """The events of one run: publish them, each once per dedup key.
 
-    `dedup_key` makes publication idempotent: a step or trial retried after a crash
-    publishes the same key again and nothing is duplicated.
+    `publish` opens its own transaction, or joins the caller's (`session=`) when the event
+    must commit together with other writes (a trial row, the run's final status).
     """
-    stmt = (
-        insert(RunEvent)
-        .values(
-            run_id=run_id,
-            name=name,
-            payload=payload or {},
-            correlation_id=correlation_id or str(run_id),
-            dedup_key=dedup_key,
-        )
-        .on_conflict_do_nothing(constraint="uq_run_events_run_id_dedup_key")
-        .returning(RunEvent.id)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
 
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID) -> None:
+        self.sessions = sessions
+        self.run_id = run_id
 
-async def is_published(session: AsyncSession, run_id: uuid.UUID, dedup_key: str) -> bool:
-    """True when the run's event with `dedup_key` exists (was published and committed)."""
-    stmt = select(RunEvent.id).where(RunEvent.run_id == run_id, RunEvent.dedup_key == dedup_key)
-    return (await session.execute(stmt.limit(1))).first() is not None
+    async def publish(
+        self,
+        name: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        dedup: str | None = None,
+        session: AsyncSession | None = None,
+    ) -> int | None:
+        """Publish one event; its id, or None when `dedup` was already published."""
+        if session is not None:
+            return await publish_event(session, self.run_id, name, payload, dedup_key=dedup)
+        async with self.sessions.begin() as own:
+            return await publish_event(own, self.run_id, name, payload, dedup_key=dedup)
 
-
-async def list_events(
-    session: AsyncSession,
-    run_id: uuid.UUID,
-    *,
-    after: int = 0,
-    limit: int = 1000,
-) -> list[RunEvent]:
-    """A run's events with id > `after`, oldest first."""
-    stmt = (
-        select(RunEvent)
-        .where(RunEvent.run_id == run_id, RunEvent.id > after)
-        .order_by(RunEvent.id)
-        .limit(limit)
-    )
-    return list((await session.execute(stmt)).scalars())
+    async def is_published(self, dedup: str) -> bool:
+        """True when the event with key `dedup` was published (and committed)."""
+        async with self.sessions() as session:
+            return await is_published(session, self.run_id, dedup)

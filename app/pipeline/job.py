@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from pydantic import ValidationError
 
-from app.db.models import RunStatus
 from app.errors import InvalidJobArguments
 from app.nas.spec import NasSpec
 from app.pipeline.errors import RunFailed
@@ -24,6 +22,7 @@ from app.queue.retry import TransientError, is_transient
 from app.queue.worker_state import WorkerResources
 from app.runs import repository
 from app.saga import StepInterrupted
+from app.schemas.runs import RunError
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +42,16 @@ async def execute_run_job(
             run = await repository.claim_run(session, run_id)
         if run is None:
             raise RunFailed(f"run {run_id} does not exist")
-        if RunStatus(run.status).is_final and not await saga_unfinished(resources, run_id):
+        if run.status.is_final and not await saga_unfinished(resources, run_id):
             log.info("run %s is already %s; nothing to do", run_id, run.status)
             return
         try:
             try:
-                NasSpec.model_validate(run.spec)
+                spec = NasSpec.model_validate(run.spec)  # once: the steps get it typed
             except ValidationError as exc:
                 message = f"invalid run spec: {exc.errors(include_url=False)}"
                 raise InvalidJobArguments(message) from exc
-            await run_pipeline(resources, run, final_attempt=final_attempt)
+            await run_pipeline(resources, run, spec, final_attempt=final_attempt)
         except RunFailed:
             raise
         except InvalidJobArguments as exc:
@@ -74,13 +73,13 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, StepInterrupted) or is_transient(exc)
 
 
-def _error(kind: str, exc: BaseException) -> dict[str, Any]:
+def _error(kind: str, exc: BaseException) -> RunError:
     message = exc.detail if isinstance(exc, InvalidJobArguments) else str(exc)
-    return {"type": kind, "error": type(exc).__name__, "message": message[:2000]}
+    return RunError(type=kind, error=type(exc).__name__, message=message[:2000])
 
 
 async def _abort(
-    resources: WorkerResources, run_id: uuid.UUID, error: dict[str, Any], final_attempt: bool
+    resources: WorkerResources, run_id: uuid.UUID, error: RunError, final_attempt: bool
 ) -> None:
     """Undo and end the run (`abort_run`); the job fails unless the user cancelled it."""
     try:
@@ -90,12 +89,12 @@ async def _abort(
             raise TransientError(f"run {run_id}: could not end it yet: {exc}") from exc
         raise
     if not cancelled:
-        raise RunFailed(str(error.get("message")))
+        raise RunFailed(error.message)
 
 
 async def _check_final(resources: WorkerResources, run_id: uuid.UUID) -> None:
     """The job's last guard: never let the queue mark it succeeded while the run is not final."""
     async with resources.sessions() as session:
         status = await repository.get_run_status(session, run_id)
-    if status is not None and not RunStatus(status).is_final:
+    if status is not None and not status.is_final:
         raise TransientError(f"run {run_id} is still {status} after its execution; retrying")

@@ -13,9 +13,10 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.models import TrialStatus
 from app.db.urls import libpq_url
 from app.events import names
-from app.events.publish import publish_event
+from app.events.publish import RunEvents
 from app.nas.records import TrialRecord, TrialStart
 from app.runs import repository, trials
 from app.runs.cancel import CANCEL_CHANNEL
@@ -23,9 +24,9 @@ from app.runs.cancel import CANCEL_CHANNEL
 log = logging.getLogger(__name__)
 
 TRIAL_FINISHED_EVENTS = {
-    "completed": names.TRIAL_COMPLETED,
-    "pruned": names.TRIAL_PRUNED,
-    "failed": names.TRIAL_FAILED,
+    TrialStatus.COMPLETED: names.TRIAL_COMPLETED,
+    TrialStatus.PRUNED: names.TRIAL_PRUNED,
+    TrialStatus.FAILED: names.TRIAL_FAILED,
 }
 
 
@@ -52,6 +53,7 @@ class DatabaseReporter:
     ) -> None:
         self.sessions = sessions
         self.run_id = run_id
+        self.events = RunEvents(sessions, run_id)
         self.loop = loop
         self.durable_epochs = durable_epochs
         self.error: Exception | None = None
@@ -107,24 +109,16 @@ class DatabaseReporter:
 
     async def _trial_started(self, trial: TrialStart) -> None:
         async with self.sessions.begin() as session:
-            await trials.start_trial(
-                session,
-                self.run_id,
-                trial.number,
-                architecture=trial.architecture,
-                hyperparameters=trial.hyperparameters,
-                params_count=trial.params_count,
-            )
-            await publish_event(
-                session,
-                self.run_id,
+            await trials.start_trial(session, self.run_id, trial)
+            await self.events.publish(
                 names.TRIAL_STARTED,
                 {
                     "trial": trial.number,
                     "params_count": trial.params_count,
                     "hyperparameters": trial.hyperparameters,
                 },
-                dedup_key=f"trial:{trial.number}:started",
+                dedup=f"trial:{trial.number}:started",
+                session=session,
             )
 
     async def _epoch_finished(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
@@ -137,22 +131,18 @@ class DatabaseReporter:
             if not self.durable_epochs:
                 await session.execute(text("SET LOCAL synchronous_commit TO off"))
             await trials.record_epoch(session, self.run_id, number, {"epoch": epoch, **metrics})
-            await publish_event(
-                session,
-                self.run_id,
+            await self.events.publish(
                 names.TRIAL_EPOCH,
                 {"trial": number, "epoch": epoch, "metrics": metrics},
-                dedup_key=f"trial:{number}:epoch:{epoch}",
+                dedup=f"trial:{number}:epoch:{epoch}",
+                session=session,
             )
 
     async def _trial_finished(self, trial: TrialRecord) -> None:
-        record = trial.to_dict()
         async with self.sessions.begin() as session:
-            await trials.finish_trial(session, self.run_id, record)
-            await publish_event(
-                session,
-                self.run_id,
-                TRIAL_FINISHED_EVENTS[trial.status],
+            await trials.finish_trial(session, self.run_id, trial)
+            await self.events.publish(
+                TRIAL_FINISHED_EVENTS[TrialStatus(trial.status)],
                 {
                     "trial": trial.number,
                     "status": trial.status,
@@ -161,7 +151,8 @@ class DatabaseReporter:
                     "epochs_run": trial.epochs_run,
                     "error": trial.error,
                 },
-                dedup_key=f"trial:{trial.number}:finished",
+                dedup=f"trial:{trial.number}:finished",
+                session=session,
             )
 
 

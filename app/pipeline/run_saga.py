@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Run, RunStatus
 from app.events import names
-from app.events.publish import publish_event
+from app.events.publish import RunEvents
+from app.nas.spec import NasSpec
 from app.pipeline.errors import RunFailed
 from app.pipeline.steps import RunSteps
 from app.queue.worker_state import WorkerResources
@@ -27,6 +28,7 @@ from app.saga import (
     Step,
     StepMiddleware,
 )
+from app.schemas.runs import RunError, UndoRecord
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -45,8 +47,11 @@ STEP_NAMES = (
 
 
 def build_run_saga(steps: RunSteps) -> Saga:
-    """The seed's seven steps; `store_result` is the pivot (see `RunSteps.store_result`)."""
-    run_id = {"run_id": Result("ensure_run_id")}
+    """The seed's seven steps; `store_result` is the pivot (see `RunSteps.store_result`).
+
+    The steps read the run's id and spec from `steps`; `ensure_run_id` checks the saga's JSON
+    run id against it once, and every later step runs after it.
+    """
     return Saga(
         "nas_run",
         [
@@ -62,15 +67,14 @@ def build_run_saga(steps: RunSteps) -> Saga:
                 run=steps.publish_start_event,
                 compensate=steps.compensate_start_event,
                 undo=steps.publish_cancelled_event,
-                inputs={**run_id, "spec": Input("spec")},
+                after=["ensure_run_id"],
             ),
             Step(
                 "execute_nas_run",
                 run=steps.execute_nas_run,
                 compensate=steps.compensate_nas_run,
                 undo=steps.remove_artifacts,
-                inputs={**run_id, "spec": Input("spec")},
-                after=["publish_start_event"],
+                after=["ensure_run_id", "publish_start_event"],
             ),
             Step(
                 "process_results",
@@ -80,16 +84,17 @@ def build_run_saga(steps: RunSteps) -> Saga:
             Step(
                 "publish_complete_event",
                 run=steps.publish_complete_event,
-                inputs={**run_id, "summary": Result("process_results")},
+                inputs={"summary": Result("process_results")},
+                after=["ensure_run_id"],
             ),
             Step(
                 "store_result",
                 run=steps.store_result,
                 inputs={
-                    **run_id,
                     "summary": Result("process_results"),
                     "completed_event": Result("publish_complete_event"),
                 },
+                after=["ensure_run_id"],
                 pivot=True,
             ),
         ],
@@ -99,39 +104,29 @@ def build_run_saga(steps: RunSteps) -> Saga:
 class RunSagaListener(SagaListener):
     """Shows where a run is: its current step on the row, and one event per step change."""
 
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, steps: RunSteps
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID) -> None:
         self.sessions = sessions
         self.run_id = run_id
-        self.steps = steps
-
-    async def _publish(
-        self, name: str, payload: dict[str, Any], dedup: str | None, current_step: str | None = None
-    ) -> None:
-        async with self.sessions.begin() as session:
-            if current_step is not None:
-                await repository.set_current_step(session, self.run_id, current_step)
-            await publish_event(session, self.run_id, name, payload, dedup_key=dedup)
+        self.events = RunEvents(sessions, run_id)
 
     async def step_started(self, saga_id: str, step: str, attempt: int) -> None:
-        await self._publish(
-            names.STEP_STARTED,
-            {"step": step, "attempt": attempt},
-            f"step:{step}:{attempt}:started",
-            current_step=step,
-        )
+        async with self.sessions.begin() as session:
+            await repository.set_current_step(session, self.run_id, step)
+            await self.events.publish(
+                names.STEP_STARTED,
+                {"step": step, "attempt": attempt},
+                dedup=f"step:{step}:{attempt}:started",
+                session=session,
+            )
 
     async def step_succeeded(self, saga_id: str, step: str, result: Any) -> None:
-        await self._publish(names.STEP_SUCCEEDED, {"step": step}, f"step:{step}:succeeded")
+        await self.events.publish(
+            names.STEP_SUCCEEDED, {"step": step}, dedup=f"step:{step}:succeeded"
+        )
 
     async def step_failed(self, saga_id: str, step: str, error: BaseException) -> None:
-        self.steps.failure_reason = f"{step} failed: {type(error).__name__}: {error}"
-        await self._publish(
-            names.STEP_FAILED,
-            {"step": step, "error": type(error).__name__, "message": str(error)},
-            None,
-        )
+        payload = {"step": step, "error": type(error).__name__, "message": str(error)}
+        await self.events.publish(names.STEP_FAILED, payload)
 
     async def step_undone(self, saga_id: str, step: str, error: BaseException | None) -> None:
         payload: dict[str, Any] = {"step": step, "undo_failed": error is not None}
@@ -139,7 +134,7 @@ class RunSagaListener(SagaListener):
             payload["error"] = f"{type(error).__name__}: {error}"
         # Only a successful undo is deduplicated: a failed one is retried and reported again.
         dedup = f"step:{step}:undone" if error is None else None
-        await self._publish(names.STEP_UNDONE, payload, dedup)
+        await self.events.publish(names.STEP_UNDONE, payload, dedup=dedup)
 
 
 def step_middleware(settings: Settings) -> list[StepMiddleware]:
@@ -148,39 +143,52 @@ def step_middleware(settings: Settings) -> list[StepMiddleware]:
     return [FaultInjector.parse(names)] if names else []
 
 
-def _runner(
-    resources: WorkerResources, run_id: uuid.UUID, steps: RunSteps, final: bool
-) -> SagaRunner:
+def _runner(resources: WorkerResources, run_id: uuid.UUID, final: bool) -> SagaRunner:
     return SagaRunner(
         PostgresSagaStore(resources.sessions),
-        listener=RunSagaListener(resources.sessions, run_id, steps),
+        listener=RunSagaListener(resources.sessions, run_id),
         middleware=step_middleware(resources.settings),
         final_attempt=final,
     )
 
 
-async def run_pipeline(resources: WorkerResources, run: Run, *, final_attempt: bool = True) -> None:
+async def run_pipeline(
+    resources: WorkerResources, run: Run, spec: NasSpec, *, final_attempt: bool = True
+) -> None:
     """Run (or resume) the run's saga; on success the run is already `succeeded` (its pivot).
 
-    Raises `RunFailed` when the saga failed (the run is marked failed with the step, cause
-    and undo outcomes). Interruptions (`StepInterrupted`, `UndoIncomplete`, infrastructure
-    errors) propagate so the job is retried and the saga resumes.
+    `spec` is the run's stored spec, validated by the caller. Raises `RunFailed` when the
+    saga failed (the run is marked failed with the step, cause and undo outcomes).
+    Interruptions (`StepInterrupted`, `UndoIncomplete`, infrastructure errors) propagate so
+    the job is retried and the saga resumes.
     """
-    steps = RunSteps(resources.settings, resources.sessions, run.id, resources.database_url)
-    runner = _runner(resources, run.id, steps, final_attempt)
+    steps = RunSteps(
+        resources.settings,
+        resources.sessions,
+        run.id,
+        spec=spec,
+        database_url=resources.database_url,
+    )
     try:
-        await runner.run(
+        await _runner(resources, run.id, final_attempt).run(
             build_run_saga(steps),
             saga_id=str(run.id),
+            # The saga's JSON record of what it runs; a resumed saga must be given the
+            # inputs it was started with, so the spec is the stored one, as stored.
             inputs={"run_id": str(run.id), "spec": run.spec},
         )
     except SagaFailed as failed:
-        if not await record_failure(resources.sessions, run.id, failed.to_dict()):
+        if not await record_failure(resources.sessions, run.id, saga_error(failed)):
             raise RunFailed(str(failed)) from failed
 
 
+def saga_error(failed: SagaFailed) -> RunError:
+    """The run's error for its failed saga: the step, its error and the undo outcomes."""
+    return RunError.model_validate(failed.to_dict())
+
+
 async def abort_run(
-    resources: WorkerResources, run_id: uuid.UUID, error: dict[str, Any], *, final_attempt: bool
+    resources: WorkerResources, run_id: uuid.UUID, error: RunError, *, final_attempt: bool
 ) -> bool:
     """End a run that failed outside its saga's steps (internal error, retries exhausted).
 
@@ -194,17 +202,17 @@ async def abort_run(
         run = await repository.get_run(session, run_id)
     if run is None or run.status == RunStatus.SUCCEEDED:
         return False
+    # Only undos run here: the steps need no spec (the stored one may be what is wrong).
     steps = RunSteps(resources.settings, resources.sessions, run_id)
-    steps.failure_reason = f"{error.get('type')}: {error.get('message')}"
-    outcomes = await _runner(resources, run_id, steps, final_attempt).cancel(
+    outcomes = await _runner(resources, run_id, final_attempt).cancel(
         build_run_saga(steps),
         saga_id=str(run_id),
-        reason=str(error.get("message")),
-        failure={"step": None, **error},
+        reason=error.message,
+        # The undos' `ctx.failure`, unless the saga was already failing for its own reason.
+        failure=error.model_dump(mode="json", exclude={"undo"}),
     )
-    return await record_failure(
-        resources.sessions, run_id, {**error, "undo": [o.to_dict() for o in outcomes]}
-    )
+    undo = [UndoRecord.model_validate(o.to_dict()) for o in outcomes]
+    return await record_failure(resources.sessions, run_id, error.model_copy(update={"undo": undo}))
 
 
 async def saga_unfinished(resources: WorkerResources, run_id: uuid.UUID) -> bool:
@@ -214,7 +222,7 @@ async def saga_unfinished(resources: WorkerResources, run_id: uuid.UUID) -> bool
 
 
 async def record_failure(
-    sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, error: dict[str, Any]
+    sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, error: RunError
 ) -> bool:
     """Make the run failed (or cancelled, when the user asked); return True if cancelled.
 
@@ -225,22 +233,17 @@ async def record_failure(
         run = await repository.get_run_for_update(session, run_id)
         if run is None:
             return False
-        if RunStatus(run.status).is_final:
+        if run.status.is_final:
             return run.status == RunStatus.CANCELLED
         cancelled = run.cancel_requested_at is not None
         status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
         await repository.finish_run(session, run_id, status, error=error)
         await trials.cancel_unfinished(session, run_id)
-        await publish_event(
-            session,
-            run_id,
+        payload = {"step": error.step, "error": error.type, "message": error.message}
+        await RunEvents(sessions, run_id).publish(
             names.RUN_CANCELLED if cancelled else names.RUN_FAILED,
-            {
-                "step": error.get("step"),
-                "error": error.get("type"),
-                "message": error.get("message"),
-                **({"reason": "user"} if cancelled else {}),
-            },
-            dedup_key="run:cancelled" if cancelled else "run:failed",
+            {**payload, "reason": "user"} if cancelled else payload,
+            dedup="run:cancelled" if cancelled else "run:failed",
+            session=session,
         )
     return cancelled

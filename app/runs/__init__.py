@@ -1,1 +1,2 @@
-"""Runs: the repository that owns their SQL and the submission service."""
+"""Runs: the owners of the runs and trials tables' SQL (`repository`, `trials`) and the
+service functions (submit, cancel, progress)."""

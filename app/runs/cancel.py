@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.models import Run, RunStatus
 from app.errors import Conflict, NotFound
 from app.events import names
-from app.events.publish import publish_event
+from app.events.publish import RunEvents
 from app.runs import repository
 
 # A running run's worker LISTENs here (CancelWatcher): the payload is the run id.
@@ -37,7 +37,7 @@ async def cancel_run(
             raise NotFound(f"run {run_id} not found")
         if run.status == RunStatus.CANCELLED:
             return run
-        if RunStatus(run.status).is_final:
+        if run.status.is_final:
             raise Conflict(
                 f"run {run_id} already {run.status}; only queued or running runs can be cancelled"
             )
@@ -46,10 +46,10 @@ async def cancel_run(
             # Delivered on commit: the worker stops the training within an epoch.
             await session.execute(select(func.pg_notify(CANCEL_CHANNEL, str(run.id))))
         if run.status == RunStatus.QUEUED and await _cancel_queued_job(session, queue, run):
-            run.status = RunStatus.CANCELLED.value
+            run.status = RunStatus.CANCELLED
             run.finished_at = func.clock_timestamp()
-            await publish_event(
-                session, run.id, names.RUN_CANCELLED, {"reason": "user"}, dedup_key="run:cancelled"
+            await RunEvents(sessions, run.id).publish(
+                names.RUN_CANCELLED, {"reason": "user"}, dedup="run:cancelled", session=session
             )
         await session.flush()
         await session.refresh(run)

@@ -96,7 +96,7 @@ async def create_local_run(
     run = Run(
         id=body.run_id or uuid.uuid4(),
         owner=owner,
-        status=RunStatus.QUEUED.value,
+        status=RunStatus.QUEUED,
         spec=spec,
         request_hash=digest,
     )
@@ -136,7 +136,7 @@ async def _insert_with_job(
         run = Run(
             id=run_id,
             owner=owner,
-            status=RunStatus.QUEUED.value,
+            status=RunStatus.QUEUED,
             spec=spec,
             idempotency_key=idempotency_key,
             request_hash=digest,

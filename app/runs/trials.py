@@ -9,33 +9,25 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Trial
+from app.db.models import FINISHED_TRIAL_STATUSES, Trial, TrialStatus
+from app.nas.records import TrialRecord, TrialStart
 
-RUNNING = "running"
-FINAL_TRIAL_STATUSES = ("completed", "pruned", "failed")
+UNFINISHED = [status for status in TrialStatus if not status.is_final]  # queued, running
 
 
-async def start_trial(
-    session: AsyncSession,
-    run_id: uuid.UUID,
-    number: int,
-    *,
-    architecture: dict[str, Any],
-    hyperparameters: dict[str, Any],
-    params_count: int,
-) -> None:
+async def start_trial(session: AsyncSession, run_id: uuid.UUID, trial: TrialStart) -> None:
     """Create the trial row, or reset it when an interrupted trial is trained again."""
     values = {
-        "status": RUNNING,
-        "architecture": architecture,
-        "hyperparameters": hyperparameters,
-        "params_count": params_count,
+        "status": TrialStatus.RUNNING,
+        "architecture": trial.architecture,
+        "hyperparameters": trial.hyperparameters,
+        "params_count": trial.params_count,
         "history": [],
         "epochs_run": 0,
         "error": None,
         "finished_at": None,
     }
-    stmt = insert(Trial).values(run_id=run_id, number=number, **values)
+    stmt = insert(Trial).values(run_id=run_id, number=trial.number, **values)
     stmt = stmt.on_conflict_do_update(
         constraint="uq_trials_run_id_number",
         set_={**values, "started_at": func.clock_timestamp()},
@@ -57,39 +49,40 @@ async def record_epoch(
     )
 
 
-async def finish_trial(session: AsyncSession, run_id: uuid.UUID, record: dict[str, Any]) -> None:
+async def finish_trial(session: AsyncSession, run_id: uuid.UUID, record: TrialRecord) -> None:
     """Store a trial's final record (completed, pruned or failed)."""
     values = {
-        "status": record["status"],
-        "architecture": record.get("architecture"),
-        "hyperparameters": record.get("hyperparameters"),
-        "params_count": record.get("params_count"),
-        "score": record.get("score"),
-        "best_epoch": record.get("best_epoch"),
-        "epochs_run": record.get("epochs_run", 0),
-        "history": record.get("history", []),
-        "error": record.get("error"),
-        "duration_s": record.get("duration_s"),
-        "record": record,
+        "status": TrialStatus(record.status),
+        "architecture": record.architecture,
+        "hyperparameters": record.hyperparameters,
+        "params_count": record.params_count,
+        "score": record.score,
+        "best_epoch": record.best_epoch,
+        "epochs_run": record.epochs_run,
+        "history": record.history,
+        "error": record.error,
+        "duration_s": record.duration_s,
+        "record": record.to_dict(),
         "finished_at": func.clock_timestamp(),
     }
-    stmt = insert(Trial).values(run_id=run_id, number=record["number"], **values)
+    stmt = insert(Trial).values(run_id=run_id, number=record.number, **values)
     stmt = stmt.on_conflict_do_update(constraint="uq_trials_run_id_number", set_=values)
     await session.execute(stmt)
 
 
-async def finished_records(session: AsyncSession, run_id: uuid.UUID) -> list[dict[str, Any]]:
+async def finished_records(session: AsyncSession, run_id: uuid.UUID) -> list[TrialRecord]:
     """Final records of the run's finished trials, in trial order (for resuming a search)."""
     stmt = (
         select(Trial.record)
         .where(
             Trial.run_id == run_id,
-            Trial.status.in_(FINAL_TRIAL_STATUSES),
+            Trial.status.in_(FINISHED_TRIAL_STATUSES),
             Trial.record.is_not(None),
         )
         .order_by(Trial.number)
     )
-    return [r for r in (await session.execute(stmt)).scalars() if r is not None]
+    rows = (await session.execute(stmt)).scalars()
+    return [TrialRecord.from_dict(r) for r in rows if r is not None]
 
 
 async def cancel_unfinished(session: AsyncSession, run_id: uuid.UUID) -> int:
@@ -100,7 +93,31 @@ async def cancel_unfinished(session: AsyncSession, run_id: uuid.UUID) -> int:
     """
     stmt = (
         update(Trial)
-        .where(Trial.run_id == run_id, Trial.status.in_(("queued", RUNNING)))
-        .values(status="cancelled", finished_at=func.clock_timestamp())
+        .where(Trial.run_id == run_id, Trial.status.in_(UNFINISHED))
+        .values(status=TrialStatus.CANCELLED, finished_at=func.clock_timestamp())
     )
     return int((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def trial_progress(
+    session: AsyncSession, run_id: uuid.UUID
+) -> tuple[int, float | None, float | None]:
+    """(finished trials, max score, min score) of a run, in one light aggregate."""
+    stmt = select(
+        func.count().filter(Trial.status.in_(FINISHED_TRIAL_STATUSES)),
+        func.max(Trial.score),
+        func.min(Trial.score),
+    ).where(Trial.run_id == run_id)
+    done, best_max, best_min = (await session.execute(stmt)).one()
+    return int(done or 0), best_max, best_min
+
+
+async def list_trials(session: AsyncSession, run_id: uuid.UUID) -> list[Trial]:
+    """A run's trials in trial-number order."""
+    stmt = select(Trial).where(Trial.run_id == run_id).order_by(Trial.number)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_trial(session: AsyncSession, run_id: uuid.UUID, number: int) -> Trial | None:
+    stmt = select(Trial).where(Trial.run_id == run_id, Trial.number == number)
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from app.db.models import TrialStatus
 from app.nas.spec import STRICT
+from app.schemas.runs import Direction
 
 MAX_PREDICT_ROWS = 1000
 
@@ -36,7 +38,9 @@ class ArchitectureSummary(BaseModel):
 
 class TrialOut(BaseModel):
     number: int
-    status: str = Field(description="queued, running, completed, pruned, failed or cancelled")
+    status: TrialStatus = Field(
+        description="queued, running, completed, pruned, failed or cancelled"
+    )
     architecture: ArchitectureSummary | None = None
     params_count: int | None = None
     score: float | None = Field(default=None, description="Best objective value over epochs")
@@ -59,7 +63,7 @@ class TrialDetail(TrialOut):
 class TrialList(BaseModel):
     items: list[TrialOut]
     objective: str | None = None
-    direction: Literal["max", "min"] | None = None
+    direction: Direction | None = None
 
 
 #: One raw value of a row: a number, a string (a categorical column's value) or null.

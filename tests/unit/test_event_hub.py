@@ -17,7 +17,7 @@ import pytest
 from app.errors import Unauthorized
 from app.events.follower import follow_events
 from app.events.hub import RESYNC, EventHub, EventStore, HubEvent, HubPage
-from app.runs.repository import STREAM_START, EventPosition, FinalRuns
+from app.events.store import STREAM_START, EventPosition, FinalRuns
 from app.schemas.runs import EventOut
 
 RUN = uuid.uuid4()

@@ -11,7 +11,7 @@ from app.api.deps import OwnerDep, PrincipalDep, SessionDep, StateDep
 from app.api.json_body import JsonBodyRoute
 from app.db.models import Run, RunStatus
 from app.errors import NotFound
-from app.events.publish import list_events
+from app.events.store import list_events
 from app.runs import repository
 from app.runs.cancel import cancel_run
 from app.runs.progress import run_progress

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from app.api.deps import OwnerDep, SessionDep
 from app.api.routes.runs import PROBLEMS, load_run
 from app.errors import NotFound
-from app.runs import repository
+from app.runs import trials as trial_rows
 from app.runs.progress import trial_list, trial_out
 from app.schemas.trials import TrialDetail, TrialList
 
@@ -27,7 +27,7 @@ async def list_trials(
     """The run's trials, by number or best score first (`sort=score`)."""
     run = await load_run(session, run_id, owner)
     return trial_list(
-        run, await repository.list_trials(session, run_id), best_first=sort == "score"
+        run, await trial_rows.list_trials(session, run_id), best_first=sort == "score"
     )
 
 
@@ -40,7 +40,7 @@ async def get_trial(
 ) -> TrialDetail:
     """One trial with its per-epoch history."""
     await load_run(session, run_id, owner)
-    trial = await repository.get_trial(session, run_id, number)
+    trial = await trial_rows.get_trial(session, run_id, number)
     if trial is None:
         raise NotFound(f"run {run_id} has no trial {number}")
     return TrialDetail.model_validate(
