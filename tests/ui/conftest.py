@@ -73,7 +73,10 @@ def database_url(admin_url: str) -> Iterator[str]:
 def service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     log_dir = tmp_path_factory.mktemp("ui-service")
     env = service_env(
-        database_url, CEREBROS_AUTH="true", CEREBROS_ARTIFACTS_DIR=str(log_dir / "artifacts")
+        database_url,
+        CEREBROS_AUTH="true",
+        CEREBROS_ARTIFACTS_DIR=str(log_dir / "artifacts"),
+        CEREBROS_STREAM_AUTH_RECHECK_SECONDS="1",  # a revoked token's streams end within 1 s
     )
     token = create_token(env, "ui", admin=True)
     with api_server(env, log_dir) as base, worker_process(env, log_dir):

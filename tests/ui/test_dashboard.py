@@ -7,6 +7,8 @@ fixture), except the browser's own note on an answer the test provokes (a 401, a
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 import uuid
 from fnmatch import fnmatch
@@ -130,6 +132,18 @@ def test_sign_in_keeps_the_token_for_the_tab_and_out_of_urls(
     assert streams and all("ticket=cst_" in url for url in streams)
     page.click("#sign-out")
     expect(page.locator("#token")).to_be_visible()
+    assert page.evaluate("() => sessionStorage.getItem('cerebros.token')") is None
+
+
+def test_revoking_the_token_signs_the_tab_out(page: Page, service: Service) -> None:
+    token = create_token(service.env, f"leaving-{uuid.uuid4().hex[:6]}")
+    page.goto(f"{service.base}/ui/")
+    page.fill("#token", token)
+    page.click("#sign-in")
+    expect(page.locator(".runs-page .live")).to_have_attribute("data-state", "live")
+    revoke = [sys.executable, "-m", "app.cli", "token", "revoke", token.split("_")[1]]
+    subprocess.run(revoke, env=service.env, check=True, capture_output=True, timeout=120)
+    expect(page.locator(".sign-in .problem")).to_contain_text("token was revoked", timeout=15_000)
     assert page.evaluate("() => sessionStorage.getItem('cerebros.token')") is None
 
 
@@ -278,9 +292,22 @@ def test_user_strings_are_rendered_as_text(page: Page, service: Service, console
     page.goto(f"{service.base}/ui/#/runs/{run_id}")
     expect(page.locator(".facts")).to_contain_text(owner)
 
-    # A spec string the API echoes in its 422, typed into the JSON editor.
-    page.goto(f"{service.base}/ui/#/new")
+    # An uploaded dataset's name, offered in the form.
     payload = "<img src=x onerror=window.__xss=2><script>window.__xss=3</script>"
+    rows = "\n".join(f"{i % 7},{i % 3},{i % 2}" for i in range(60))
+    uploaded = httpx.post(
+        f"{service.base}/datasets",
+        files={"file": ("d.csv", f"a,b,y\n{rows}\n".encode())},
+        data={"target": "y", "name": payload},
+        headers=service.auth,
+        timeout=60,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    page.goto(f"{service.base}/ui/#/new")
+    option = page.locator(f'#f-dataset option[value="{uploaded.json()["id"]}"]')
+    expect(option).to_contain_text(payload)
+
+    # A spec string the API echoes in its 422, typed into the JSON editor.
     page.fill(
         "#f-json", f'{{"dataset_id": "iris", "search_space": {{"activation": ["{payload}"]}}}}'
     )

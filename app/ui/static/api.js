@@ -159,8 +159,19 @@ export class LiveStream {
       if (this.source === source) this.retry();
     };
     for (const name of EVENT_NAMES) source.addEventListener(name, (e) => this.deliver(e));
-    source.addEventListener(END_EVENT, () => {
+    source.addEventListener(END_EVENT, (e) => {
       this.close();
+      let reason = "complete";
+      try {
+        reason = JSON.parse(e.data).reason || reason;
+      } catch {
+        // keep the default
+      }
+      if (reason === "token_revoked") {
+        this.onStatus("closed");
+        session.onUnauthorized({ status: 401, title: "Token revoked", detail: "the token was revoked while a stream was open; sign in with another" });
+        return;
+      }
       this.onStatus("ended");
       this.onEnd();
     });

@@ -1,7 +1,7 @@
 // The new-run form: the spec's main fields, or the whole spec as JSON. The API validates;
 // its 422 problem names each bad field (errors[].field), shown next to that field's input.
 
-import { ApiError, post } from "./api.js";
+import { ApiError, get, post } from "./api.js";
 import { clear, h, problemBox } from "./dom.js";
 
 const DATASETS = ["iris", "digits", "wine", "breast_cancer", "diabetes", "classification", "regression", "mnist", "fashion_mnist", "cifar10"];
@@ -39,7 +39,24 @@ export function newRunView(main, { navigate }) {
     return wrapper;
   }
 
-  const dataset = h("select", { id: "f-dataset", name: "dataset_id" }, DATASETS.map((d) => h("option", { value: d, text: d, selected: d === "iris" })));
+  const dataset = h(
+    "select",
+    { id: "f-dataset", name: "dataset_id" },
+    h("optgroup", { label: "Built-in" }, DATASETS.map((d) => h("option", { value: d, text: d, selected: d === "iris" }))),
+  );
+  // Uploaded datasets (POST /datasets) are offered too, by name; their id is what is sent.
+  get("/datasets", { params: { limit: 200 } })
+    .then((page) => {
+      if (!page.items.length) return;
+      dataset.append(
+        h(
+          "optgroup",
+          { label: "Uploaded" },
+          page.items.map((d) => h("option", { value: d.id, text: `${d.name} (${d.task}, ${d.rows} rows, ${d.id})` })),
+        ),
+      );
+    })
+    .catch(() => {});
   const objective = h("input", { id: "f-objective", name: "objective", list: "objective-names", value: "val_accuracy", autocomplete: "off" });
   const layers = h("input", { id: "f-layers", name: "layers", value: "1, 2", autocomplete: "off" });
   const neurons = h("input", { id: "f-neurons", name: "neurons", value: "8, 16", autocomplete: "off" });
