@@ -192,6 +192,8 @@ export class LiveStream {
     if (id) {
       if (this.seen.has(id)) return;
       this.seen.add(id);
+      // A duplicate can only come right after a resume: the recent ids are enough.
+      if (this.seen.size > 10000) this.seen.delete(this.seen.values().next().value);
       this.lastId = id;
     }
     let event;
