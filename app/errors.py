@@ -1,4 +1,9 @@
-"""One exception hierarchy for the service; the API maps each class to an HTTP problem."""
+"""One exception hierarchy for the service.
+
+Errors say what went wrong and whether trying again may help (`retryable`), nothing about
+transports: the API maps each class to an HTTP problem in one table (app/api/problems.py),
+the queue retries a job whose error is retryable (app/queue/retry.py).
+"""
 
 from __future__ import annotations
 
@@ -6,47 +11,54 @@ from typing import Any
 
 
 class CerebrosError(Exception):
-    """Base of every error the service raises on purpose."""
+    """Base of every error the service raises on purpose.
 
-    status_code = 500
-    title = "Internal error"
+    Attributes:
+        detail: What went wrong, for a person.
+        extra: Keyword details (`field` names the offending input).
+        retryable: Whether the same work may succeed later (the database was away, a step
+            was interrupted). A class sets its default; one error may override it.
+    """
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    retryable: bool = False
+
+    def __init__(self, detail: str, *, retryable: bool | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        if retryable is not None:
+            self.retryable = retryable  # this error only; the class keeps its default
 
 
 class NotFound(CerebrosError):
-    status_code = 404
-    title = "Not found"
+    """The thing asked for does not exist (or is not the caller's)."""
 
 
 class Conflict(CerebrosError):
-    status_code = 409
-    title = "Conflict"
+    """The request contradicts the current state (an id taken, a run already final)."""
 
 
 class InvalidInput(CerebrosError):
-    status_code = 422
-    title = "Invalid input"
+    """An input is malformed or out of range; `extra["field"]` names it."""
 
 
 class PayloadTooLarge(CerebrosError):
-    status_code = 413
-    title = "Payload too large"
+    """A request body is over the configured limit."""
 
 
 class Unauthorized(CerebrosError):
-    status_code = 401
-    title = "Unauthorized"
+    """No valid credentials; `extra["error"]` is the RFC 6750 error code, if any."""
 
 
 class TooManyRuns(CerebrosError):
     """An owner already has as many queued + running runs as allowed."""
 
-    status_code = 429
-    title = "Too many runs"
+
+class TransientError(CerebrosError):
+    """Work that could not finish for a reason outside it (the database away, a step
+    interrupted): its state is intact, so the same work tried later resumes."""
+
+    retryable = True
 
 
 class InvalidJobArguments(CerebrosError):

@@ -8,7 +8,7 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api.problems import problem_response
+from app.api.problems import error_problem
 from app.errors import Unauthorized
 from app.schemas.problems import Problem
 
@@ -25,9 +25,7 @@ def www_authenticate(exc: Unauthorized) -> str:
 
 async def _on_unauthorized(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Unauthorized)
-    return problem_response(
-        401, exc.title, exc.detail, headers={"WWW-Authenticate": www_authenticate(exc)}
-    )
+    return error_problem(exc, headers={"WWW-Authenticate": www_authenticate(exc)})
 
 
 def install_auth_handlers(app: FastAPI) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
 
 from app.config import Settings
 from app.db.embedded import locate_cluster
+from app.db.errors import BusyReportingPool, translate_engine_errors
 from app.db.urls import sqlalchemy_url
 from app.errors import CerebrosError
 
@@ -52,15 +53,24 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine whose database outages leave it as domain errors (app/db/errors.py).
+
+    Args:
+        database_url: Any Postgres URL (a SQLAlchemy or a libpq one).
+        pool_size: Pooled connections, and as many again of overflow.
+    """
     # pool_pre_ping: after a database restart, stale pooled connections are replaced instead
     # of failing the next request.
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(database_url),
+        poolclass=BusyReportingPool,
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=10,
     )
+    translate_engine_errors(engine)
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

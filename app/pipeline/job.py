@@ -1,9 +1,10 @@
 """What a queue job does with a run: load it, run the pipeline, record the outcome.
 
-Error mapping: infrastructure errors and interruptions become `TransientError` (the queue
-retries and the saga resumes); everything else ends the run for good, with the reason
-stored on it. Whatever the path, a run that fails has every completed step undone first,
-and the job returns normally only once its run is final.
+Error mapping: retryable errors (`CerebrosError.retryable`: the database away, ...) and the
+saga's interruptions become `TransientError` (the queue retries and the saga resumes);
+everything else ends the run for good, with the reason stored on it. Whatever the path, a
+run that fails has every completed step undone first, and the job returns normally only once
+its run is final.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import uuid
 
 from pydantic import ValidationError
 
-from app.errors import InvalidJobArguments
+from app.errors import CerebrosError, InvalidJobArguments, TransientError
 from app.nas.spec import NasSpec
 from app.pipeline.errors import RunFailed
 from app.pipeline.run_lock import run_lock
 from app.pipeline.run_saga import abort_run, run_pipeline, saga_unfinished
-from app.queue.retry import TransientError, is_transient
 from app.queue.worker_state import WorkerResources
 from app.runs import repository
 from app.saga import StepInterrupted
@@ -70,7 +70,7 @@ async def execute_run_job(
 
 def _retryable(exc: BaseException) -> bool:
     # StepInterrupted covers the saga's own interruptions (a pivot to rerun, an undo to retry).
-    return isinstance(exc, StepInterrupted) or is_transient(exc)
+    return isinstance(exc, StepInterrupted) or (isinstance(exc, CerebrosError) and exc.retryable)
 
 
 def _error(kind: str, exc: BaseException) -> RunError:

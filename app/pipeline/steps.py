@@ -29,7 +29,6 @@ from app.nas.artifacts import remove_artifacts
 from app.nas.records import SearchResult, SearchStatus
 from app.nas.spec import NasSpec
 from app.pipeline.progress import CancelWatcher, DatabaseReporter
-from app.queue.retry import is_transient
 from app.runs import repository, trials
 from app.saga import StepContext, StepInterrupted, StepRejected
 from app.schemas.runs import Direction, RunError, RunSummary
@@ -58,7 +57,7 @@ def interrupt_on_transient(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitab
         except StepInterrupted:
             raise
         except Exception as exc:
-            if is_transient(exc):
+            if isinstance(exc, CerebrosError) and exc.retryable:
                 raise StepInterrupted(f"transient error: {exc}") from exc
             raise
 

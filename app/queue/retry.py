@@ -1,38 +1,29 @@
-"""Which failures are transient (retry the job) and which are final."""
+"""Which failed jobs the queue tries again: those whose error says it is retryable."""
 
 from __future__ import annotations
 
-import psycopg
-import sqlalchemy.exc
+from typing import TYPE_CHECKING
 
-from app.errors import CerebrosError
+from procrastinate import RetryStrategy
+
+from app.errors import CerebrosError, TransientError
+
+if TYPE_CHECKING:
+    from procrastinate.jobs import Job
+    from procrastinate.retry import RetryDecision
+
+# TransientError: the error a job raises to be tried again (defined with the others).
+__all__ = ["RetryRetryableErrors", "TransientError"]
 
 
-class TransientError(CerebrosError):
-    """The job could not finish for a reason outside the run (database away, ...)."""
+class RetryRetryableErrors(RetryStrategy):
+    """procrastinate's `RetryStrategy` (the same attempts and waits), for retryable errors only.
 
-
-def is_transient(exc: BaseException) -> bool:
-    """Connection-level database failures: the run itself is fine, try again later.
-
-    Wrappers (procrastinate's ConnectorException, SQLAlchemy's DBAPIError) are looked
-    through to the error that caused them.
+    Retryability is data on the error (`CerebrosError.retryable`); anything else (a bug, a
+    run that failed on its own merits) fails the job at once.
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if _is_transient_one(current):
-            return True
-        current = current.__cause__
-    return False
 
-
-def _is_transient_one(exc: BaseException) -> bool:
-    if isinstance(exc, TransientError | psycopg.OperationalError | ConnectionError | TimeoutError):
-        return True
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(
-            exc.orig, psycopg.OperationalError | psycopg.InterfaceError
-        )
-    return isinstance(exc, sqlalchemy.exc.TimeoutError | sqlalchemy.exc.InterfaceError)
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if not (isinstance(exception, CerebrosError) and exception.retryable):
+            return None
+        return super().get_retry_decision(exception=exception, job=job)

@@ -6,11 +6,11 @@ import logging
 import uuid
 
 import procrastinate
-from procrastinate import JobContext, RetryStrategy
+from procrastinate import JobContext
 
 from app.config import Settings
 from app.errors import InvalidJobArguments
-from app.queue.retry import TransientError
+from app.queue.retry import RetryRetryableErrors
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,12 @@ def register_tasks(app: procrastinate.App, settings: Settings) -> None:
         name=RUN_NAS_TASK,
         queue=settings.queue_name,
         pass_context=True,
-        # Only infrastructure errors are worth another attempt; a run that failed on its
-        # own merits (bad spec, saga failure) is final and recorded on the run.
-        retry=RetryStrategy(
+        # Only retryable errors (the database away, an interrupted saga) are worth another
+        # attempt; a run that failed on its own merits (bad spec, saga failure) is final and
+        # recorded on the run.
+        retry=RetryRetryableErrors(
             max_attempts=settings.job_max_attempts,
             exponential_wait=max(1, round(settings.job_retry_wait_seconds)),
-            retry_exceptions={TransientError},
         ),
     )(run_nas)
 

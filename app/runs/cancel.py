@@ -8,6 +8,7 @@ import procrastinate
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.errors import translate_driver_errors
 from app.db.models import Run, RunStatus
 from app.errors import Conflict, NotFound
 from app.events import names
@@ -61,6 +62,7 @@ async def _cancel_queued_job(session: AsyncSession, queue: procrastinate.App, ru
     if run.job_id is None:
         return True
     raw = await (await session.connection()).get_raw_connection()
-    return await queue.job_manager.cancel_job_by_id_async(
-        run.job_id, connection=raw.driver_connection
-    )
+    with translate_driver_errors():  # procrastinate's errors, on a connection of ours
+        return await queue.job_manager.cancel_job_by_id_async(
+            run.job_id, connection=raw.driver_connection
+        )

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.datasets.service import lock_run_dataset, resolve_run_dataset
+from app.db.errors import translate_driver_errors
 from app.db.models import Run, RunStatus
 from app.errors import Conflict, InvalidInput, TooManyRuns
 from app.queue.app import RUN_NAS_TASK
@@ -172,4 +173,5 @@ async def _defer_in_transaction(
         queue=queue_name,
         connection=raw.driver_connection,
     )
-    return await deferrer.defer_async(run_id=str(run_id))
+    with translate_driver_errors():  # procrastinate's errors, on a connection of ours
+        return await deferrer.defer_async(run_id=str(run_id))

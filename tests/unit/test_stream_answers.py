@@ -16,15 +16,26 @@ from fastapi.testclient import TestClient
 
 from app.api.problems import install_problem_handlers
 from app.api.routes.events import as_sse
+from app.db.errors import database_error
 from app.errors import Unauthorized
 from app.events.hub import HubEvent
 from app.schemas.runs import EventOut
 
-POOL_TIMEOUT = sqlalchemy.exc.TimeoutError(
-    "QueuePool limit of size 10 overflow 10 reached, connection timed out, timeout 10.00"
+
+def leaving_the_data_layer(driver_error: Exception) -> Exception:
+    """What the data layer raises for `driver_error` (app/db/errors.py translates it)."""
+    error = database_error(driver_error)
+    assert error is not None
+    return error
+
+
+POOL_TIMEOUT = leaving_the_data_layer(
+    sqlalchemy.exc.TimeoutError(
+        "QueuePool limit of size 10 overflow 10 reached, connection timed out, timeout 10.00"
+    )
 )
-OUTAGE = sqlalchemy.exc.OperationalError(
-    "SELECT 1", {}, psycopg.OperationalError("connection refused")
+OUTAGE = leaving_the_data_layer(
+    sqlalchemy.exc.OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused"))
 )
 
 

@@ -22,11 +22,10 @@ from app.api.deps import StateDep, StreamOwnerDep, StreamPrincipalDep
 from app.api.problems import problem_response
 from app.api.state import ApiState
 from app.auth.tokens import Principal, TokenNotFound, find_token
-from app.errors import InvalidInput, NotFound, Unauthorized
+from app.errors import CerebrosError, InvalidInput, NotFound, Unauthorized
 from app.events.follower import follow_events
 from app.events.hub import HubEvent, RevokedTokens
 from app.events.patterns import compile_pattern
-from app.queue.retry import is_transient
 from app.runs import repository
 from app.schemas.problems import Problem
 
@@ -105,7 +104,7 @@ async def as_sse(events: AsyncIterator[HubEvent]) -> AsyncIterator[ServerSentEve
         yield _control(END_EVENT, reason="token_revoked")
         return
     except Exception as exc:
-        if is_transient(exc):
+        if isinstance(exc, CerebrosError) and exc.retryable:
             reason = str(exc).splitlines()[0][:200] if str(exc) else ""
             log.warning("event stream interrupted: %s: %s", type(exc).__name__, reason)
         else:
