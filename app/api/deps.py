@@ -10,18 +10,19 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.state import ApiState
+from app.api.state import ApiRuntime
 from app.auth.tickets import MAX_TICKET_LENGTH, StreamTickets
 from app.auth.tokens import LOCAL_OWNER, Principal, authenticate, token_is_active
 from app.errors import Unauthorized
 
 
-def get_state(request: Request) -> ApiState:
-    state: ApiState = request.app.state.cerebros
+def get_state(request: Request) -> ApiRuntime:
+    """The API process's runtime, built by the app's lifespan."""
+    state: ApiRuntime = request.app.state.cerebros
     return state
 
 
-StateDep = Annotated[ApiState, Depends(get_state)]
+StateDep = Annotated[ApiRuntime, Depends(get_state)]
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:

@@ -14,13 +14,14 @@ from app.api.limits import BodySizeLimit
 from app.api.openapi import install_problem_openapi
 from app.api.problems import install_problem_handlers
 from app.api.routes import datasets, events, health, models, runs, tickets, trials
-from app.api.state import ApiState
+from app.api.state import ApiRuntime
 from app.auth.http import UNAUTHORIZED_RESPONSES, install_auth_handlers, mask_stream_tickets
 from app.auth.tickets import StreamTickets
 from app.config import Settings, get_settings
-from app.db.session import create_engine, create_session_factory, resolve_database_url
+from app.db.session import resolve_database_url
 from app.events.hub import EventHub
 from app.queue.app import create_queue_app
+from app.runtime import create_runtime
 from app.ui.router import install_dashboard
 
 
@@ -30,29 +31,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database_url = resolve_database_url(settings)
-        engine = create_engine(database_url)
-        sessions = create_session_factory(engine)
+        # The queue app is not opened: jobs are deferred on the request's own connection.
+        runtime = create_runtime(settings, database_url, create_queue_app(database_url, settings))
+        sessions = runtime.sessions
         hub = EventHub.for_database(
             database_url,
             sessions,
             revoked_tokens=events.token_revocations(sessions) if settings.auth_enabled else None,
             auth_recheck_s=settings.stream_auth_recheck_seconds,
         )
-        app.state.cerebros = ApiState(
-            settings=settings,
-            database_url=database_url,
-            engine=engine,
-            sessions=sessions,
-            # Not opened: jobs are deferred on the request's own connection.
-            queue=create_queue_app(database_url, settings),
-            hub=hub,
-        )
+        app.state.cerebros = ApiRuntime.with_hub(runtime, hub)
         await hub.start()
         try:
             yield
         finally:
             await hub.stop()
-            await engine.dispose()
+            await runtime.close()
 
     app = FastAPI(
         title="Cerebros NAS run service",

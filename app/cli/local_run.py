@@ -110,9 +110,10 @@ async def _create_run(sessions: async_sessionmaker[AsyncSession], body: RunCreat
 
 async def _execute(url: str, settings: Settings, body: RunCreate) -> tuple[RunOut, TrialList]:
     from app.pipeline.job import execute_run_job
-    from app.queue.worker_state import init_worker_resources
+    from app.queue.app import create_queue_app
+    from app.runtime import create_runtime
 
-    resources = init_worker_resources(url, settings)
+    resources = create_runtime(settings, url, create_queue_app(url, settings), pool_size=4)
     try:
         run = await _create_run(resources.sessions, body)
         console.print(f"run {run.id} running here (--local)")
@@ -129,7 +130,7 @@ async def _execute(url: str, settings: Settings, body: RunCreate) -> tuple[RunOu
             return RunOut.model_validate(final, from_attributes=True), await _ranked(session, final)
     finally:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
-        await resources.engine.dispose()
+        await resources.close()
 
 
 async def _follow(

@@ -19,8 +19,8 @@ from app.nas.spec import NasSpec
 from app.pipeline.errors import RunFailed
 from app.pipeline.run_lock import run_lock
 from app.pipeline.run_saga import abort_run, run_pipeline, saga_unfinished
-from app.queue.worker_state import WorkerResources
 from app.runs import repository
+from app.runtime import Runtime
 from app.saga import StepInterrupted
 from app.schemas.runs import RunError
 
@@ -30,19 +30,19 @@ __all__ = ["RunFailed", "execute_run_job"]
 
 
 async def execute_run_job(
-    resources: WorkerResources, run_id: uuid.UUID, *, final_attempt: bool = False
+    runtime: Runtime, run_id: uuid.UUID, *, final_attempt: bool = False
 ) -> None:
     """Execute (or resume) the run; return only when it is final.
 
     Raises `RunFailed` when the run ended failed and `TransientError` when the job should
     be retried (the saga resumes where it stopped).
     """
-    async with run_lock(resources.engine, run_id):
-        async with resources.sessions.begin() as session:
+    async with run_lock(runtime.engine, run_id):
+        async with runtime.sessions.begin() as session:
             run = await repository.claim_run(session, run_id)
         if run is None:
             raise RunFailed(f"run {run_id} does not exist")
-        if run.status.is_final and not await saga_unfinished(resources, run_id):
+        if run.status.is_final and not await saga_unfinished(runtime, run_id):
             log.info("run %s is already %s; nothing to do", run_id, run.status)
             return
         try:
@@ -51,21 +51,21 @@ async def execute_run_job(
             except ValidationError as exc:
                 message = f"invalid run spec: {exc.errors(include_url=False)}"
                 raise InvalidJobArguments(message) from exc
-            await run_pipeline(resources, run, spec, final_attempt=final_attempt)
+            await run_pipeline(runtime, run, spec, final_attempt=final_attempt)
         except RunFailed:
             raise
         except InvalidJobArguments as exc:
-            await _abort(resources, run_id, _error("invalid_arguments", exc), final_attempt)
+            await _abort(runtime, run_id, _error("invalid_arguments", exc), final_attempt)
         except Exception as exc:
             if _retryable(exc):
                 if not final_attempt:
                     raise TransientError(f"run {run_id}: {exc}") from exc
                 log.warning("run %s: last attempt interrupted (%s); failing it", run_id, exc)
-                await _abort(resources, run_id, _error("transient_exhausted", exc), True)
+                await _abort(runtime, run_id, _error("transient_exhausted", exc), True)
             else:
                 log.exception("run %s failed unexpectedly", run_id)
-                await _abort(resources, run_id, _error("internal", exc), final_attempt)
-    await _check_final(resources, run_id)
+                await _abort(runtime, run_id, _error("internal", exc), final_attempt)
+    await _check_final(runtime, run_id)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -78,12 +78,10 @@ def _error(kind: str, exc: BaseException) -> RunError:
     return RunError(type=kind, error=type(exc).__name__, message=message[:2000])
 
 
-async def _abort(
-    resources: WorkerResources, run_id: uuid.UUID, error: RunError, final_attempt: bool
-) -> None:
+async def _abort(runtime: Runtime, run_id: uuid.UUID, error: RunError, final_attempt: bool) -> None:
     """Undo and end the run (`abort_run`); the job fails unless the user cancelled it."""
     try:
-        cancelled = await abort_run(resources, run_id, error, final_attempt=final_attempt)
+        cancelled = await abort_run(runtime, run_id, error, final_attempt=final_attempt)
     except Exception as exc:
         if _retryable(exc) and not final_attempt:
             raise TransientError(f"run {run_id}: could not end it yet: {exc}") from exc
@@ -92,9 +90,9 @@ async def _abort(
         raise RunFailed(error.message)
 
 
-async def _check_final(resources: WorkerResources, run_id: uuid.UUID) -> None:
+async def _check_final(runtime: Runtime, run_id: uuid.UUID) -> None:
     """The job's last guard: never let the queue mark it succeeded while the run is not final."""
-    async with resources.sessions() as session:
+    async with runtime.sessions() as session:
         status = await repository.get_run_status(session, run_id)
     if status is not None and not status.is_final:
         raise TransientError(f"run {run_id} is still {status} after its execution; retrying")

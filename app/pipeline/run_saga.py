@@ -14,8 +14,8 @@ from app.events.publish import RunEvents
 from app.nas.spec import NasSpec
 from app.pipeline.errors import RunFailed
 from app.pipeline.steps import RunSteps
-from app.queue.worker_state import WorkerResources
 from app.runs import repository, trials
+from app.runtime import Runtime
 from app.saga import (
     FaultInjector,
     Input,
@@ -143,7 +143,7 @@ def step_middleware(settings: Settings) -> list[StepMiddleware]:
     return [FaultInjector.parse(names)] if names else []
 
 
-def _runner(resources: WorkerResources, run_id: uuid.UUID, final: bool) -> SagaRunner:
+def _runner(resources: Runtime, run_id: uuid.UUID, final: bool) -> SagaRunner:
     return SagaRunner(
         PostgresSagaStore(resources.sessions),
         listener=RunSagaListener(resources.sessions, run_id),
@@ -153,7 +153,7 @@ def _runner(resources: WorkerResources, run_id: uuid.UUID, final: bool) -> SagaR
 
 
 async def run_pipeline(
-    resources: WorkerResources, run: Run, spec: NasSpec, *, final_attempt: bool = True
+    resources: Runtime, run: Run, spec: NasSpec, *, final_attempt: bool = True
 ) -> None:
     """Run (or resume) the run's saga; on success the run is already `succeeded` (its pivot).
 
@@ -188,7 +188,7 @@ def saga_error(failed: SagaFailed) -> RunError:
 
 
 async def abort_run(
-    resources: WorkerResources, run_id: uuid.UUID, error: RunError, *, final_attempt: bool
+    resources: Runtime, run_id: uuid.UUID, error: RunError, *, final_attempt: bool
 ) -> bool:
     """End a run that failed outside its saga's steps (internal error, retries exhausted).
 
@@ -215,7 +215,7 @@ async def abort_run(
     return await record_failure(resources.sessions, run_id, error.model_copy(update={"undo": undo}))
 
 
-async def saga_unfinished(resources: WorkerResources, run_id: uuid.UUID) -> bool:
+async def saga_unfinished(resources: Runtime, run_id: uuid.UUID) -> bool:
     """True when the run's saga is stored and still running (a pivot or an undo to finish)."""
     record = await PostgresSagaStore(resources.sessions).load(str(run_id))
     return record is not None and record.status == "running"

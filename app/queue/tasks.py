@@ -9,12 +9,18 @@ import procrastinate
 from procrastinate import JobContext
 
 from app.config import Settings
-from app.errors import InvalidJobArguments
+from app.errors import CerebrosError, InvalidJobArguments
 from app.queue.retry import RetryRetryableErrors
+from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 RUN_NAS_TASK = "cerebros.run_nas"
+RUNTIME_KEY = "runtime"  # the worker's `additional_context` entry holding its `Runtime`
+
+
+class MissingRuntime(CerebrosError):
+    """A task ran in a worker that was not given the process's `Runtime`."""
 
 
 def register_tasks(app: procrastinate.App, settings: Settings) -> None:
@@ -37,10 +43,22 @@ def register_tasks(app: procrastinate.App, settings: Settings) -> None:
     )(run_nas)
 
 
+def runtime_of(context: JobContext) -> Runtime:
+    """The worker process's runtime, passed to every job in `additional_context`."""
+    runtime = context.additional_context.get(RUNTIME_KEY)
+    if not isinstance(runtime, Runtime):
+        raise MissingRuntime(
+            f"the worker gave no runtime to its jobs (additional_context[{RUNTIME_KEY!r}]); "
+            "start workers with `cerebros worker`"
+        )
+    return runtime
+
+
 async def run_nas(context: JobContext, run_id: str) -> None:
     """Execute one NAS run; on retry the run's saga resumes where it stopped."""
+    # Deliberately lazy: the pipeline imports Keras, which the API (it only defers this task)
+    # must not load.
     from app.pipeline.job import execute_run_job
-    from app.queue.worker_state import get_worker_resources
 
     job = context.job
     try:
@@ -48,6 +66,6 @@ async def run_nas(context: JobContext, run_id: str) -> None:
     except ValueError:
         log.error("job %s: invalid run_id %r, failing without retry", job.id, run_id)
         raise InvalidJobArguments(f"run_id {run_id!r} is not a UUID") from None
-    resources = get_worker_resources()
-    final_attempt = job.attempts + 1 >= resources.settings.job_max_attempts
-    await execute_run_job(resources, parsed, final_attempt=final_attempt)
+    runtime = runtime_of(context)
+    final_attempt = job.attempts + 1 >= runtime.settings.job_max_attempts
+    await execute_run_job(runtime, parsed, final_attempt=final_attempt)

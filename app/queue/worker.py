@@ -11,7 +11,8 @@ from procrastinate.worker import Worker
 from app.config import Settings
 from app.queue.app import create_queue_app
 from app.queue.recovery import recovery_loop
-from app.queue.worker_state import init_worker_resources
+from app.queue.tasks import RUNTIME_KEY
+from app.runtime import create_runtime
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ async def run_worker(
     # loop (and so the heartbeat) for seconds, and the job would look stalled.
     import app.nas.engine  # noqa: F401
 
-    resources = init_worker_resources(database_url, settings)
-    queue_app = create_queue_app(database_url, settings)
+    runtime = create_runtime(
+        settings, database_url, create_queue_app(database_url, settings), pool_size=4
+    )
+    queue_app = runtime.queue
     stalled_after = settings.stalled_after_seconds
     heartbeat_s = max(0.5, stalled_after / 3)
     try:
@@ -60,6 +63,7 @@ async def run_worker(
                 update_heartbeat_interval=heartbeat_s,
                 stalled_worker_timeout=stalled_after,
                 fetch_job_polling_interval=settings.job_poll_seconds,
+                additional_context={RUNTIME_KEY: runtime},  # what its tasks run with
             )
             side = [
                 asyncio.create_task(
@@ -81,4 +85,4 @@ async def run_worker(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
     finally:
-        await resources.engine.dispose()
+        await runtime.close()

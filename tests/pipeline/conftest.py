@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db.models import Run, RunEvent
-from app.queue.worker_state import WorkerResources
+from app.queue.app import create_queue_app
+from app.runtime import Runtime
 
 TINY_SPEC: dict[str, Any] = {
     "dataset_id": "iris",
@@ -23,7 +24,7 @@ TINY_SPEC: dict[str, Any] = {
     "parameters": {"epochs": 2, "seed": 3},
 }
 
-ResourcesFactory = Callable[..., WorkerResources]
+ResourcesFactory = Callable[..., Runtime]
 
 
 @pytest.fixture
@@ -33,11 +34,12 @@ def make_resources(
     session_factory: async_sessionmaker[AsyncSession],
     tmp_path: Path,
 ) -> ResourcesFactory:
-    def make(**settings: Any) -> WorkerResources:
+    def make(**settings: Any) -> Runtime:
         config = Settings(
             database_url=database_url, artifacts_dir=tmp_path / "artifacts", **settings
         )
-        return WorkerResources(config, database_url, engine, session_factory)
+        queue = create_queue_app(database_url, config)  # never opened: no job is deferred
+        return Runtime(config, database_url, engine, session_factory, queue)
 
     return make
 

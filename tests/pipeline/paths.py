@@ -13,7 +13,7 @@ from app.events import names
 from app.events.patterns import matches
 from app.pipeline.job import RunFailed, execute_run_job
 from app.queue.retry import TransientError
-from app.queue.worker_state import WorkerResources
+from app.runtime import Runtime
 from app.saga.models import SagaRow, SagaStepRow
 from tests.pipeline.conftest import event_names, load_run
 
@@ -21,7 +21,7 @@ UNDOABLE = ("publish_start_event", "execute_nas_run")
 
 
 async def run_like_the_queue(
-    resources: WorkerResources, run_id: uuid.UUID, *, max_attempts: int = 3
+    resources: Runtime, run_id: uuid.UUID, *, max_attempts: int = 3
 ) -> list[str]:
     """Attempts until the job stops being retried: 'retry', then 'succeeded' or 'failed'."""
     outcomes: list[str] = []
@@ -43,7 +43,7 @@ async def run_events(sessions: async_sessionmaker[AsyncSession], run_id: uuid.UU
     return [n for n in await event_names(sessions, run_id) if matches("cerebros.nas.run.*", n)]
 
 
-async def assert_ended_right(resources: WorkerResources, run_id: uuid.UUID) -> str:
+async def assert_ended_right(resources: Runtime, run_id: uuid.UUID) -> str:
     """Every path's contract; returns the run's final status.
 
     succeeded: started then completed, nothing undone, the model on disk. failed/cancelled:
