@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 
@@ -66,8 +67,19 @@ def test_a_stream_whose_query_fails_ends_with_a_reconnect_event(
     log = service.log_dir / "api.log"
     log_start = log.stat().st_size
     with psycopg.connect(database_url) as locker:
-        # The stream's history read blocks on this lock; then its connection is cut.
+        # The stream's history read blocks on this lock; then its connection is cut. The
+        # hub's own reads may queue on the lock too (before or after the stream's), so every
+        # waiter is cut until the stream has ended, whichever came first.
         locker.execute("LOCK TABLE run_events IN ACCESS EXCLUSIVE MODE")
+        stop = threading.Event()
+
+        def cut_waiters() -> None:
+            with psycopg.connect(database_url, autocommit=True) as admin:
+                while not stop.is_set():
+                    for pid in waiting_backends(database_url, "run_events"):
+                        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    time.sleep(0.05)
+
         with httpx.stream(
             "GET",
             f"{service.base}/runs/{run_id}/events/stream",
@@ -75,14 +87,17 @@ def test_a_stream_whose_query_fails_ends_with_a_reconnect_event(
         ) as response:
             assert response.status_code == 200
             deadline = time.monotonic() + 10
-            while not (blocked := waiting_backends(database_url, "run_events")):
+            while not waiting_backends(database_url, "run_events"):
                 assert time.monotonic() < deadline, "the stream never queried run_events"
                 time.sleep(0.05)
-            with psycopg.connect(database_url, autocommit=True) as admin:
-                for pid in blocked:
-                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            locker.rollback()
-            lines = list(response.iter_lines())
+            cutter = threading.Thread(target=cut_waiters, daemon=True)
+            cutter.start()
+            try:
+                lines = list(response.iter_lines())
+            finally:
+                stop.set()
+                cutter.join()
+                locker.rollback()
     assert "event: stream.reconnect" in lines, lines
     data = next(json.loads(x.removeprefix("data:")) for x in lines if x.startswith("data:"))
     assert data["reason"] == "server_error"
