@@ -12,5 +12,5 @@ fi
 . .venv/bin/activate
 ruff check .
 ruff format --check .
-mypy app migrations
+mypy app migrations tests
 pytest -q "$@"

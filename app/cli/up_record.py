@@ -80,7 +80,7 @@ class UpRecord:
 def _gone(process: psutil.Process) -> bool:
     # A zombie has exited; only its parent (a shell, a test) can reap it, not us.
     try:
-        return process.status() == psutil.STATUS_ZOMBIE
+        return bool(process.status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
 

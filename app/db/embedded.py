@@ -157,7 +157,8 @@ class EmbeddedCluster:
                 return None  # the pid was reused after a crash or reboot
         except (ValueError, psutil.Error):
             return None
-        return process.pid
+        pid: int = process.pid
+        return pid
 
     def running(self) -> bool:
         return self.pid() is not None

@@ -76,7 +76,7 @@ def compile_candidate(model: keras.Model, *, learning_rate: float, loss: str, ta
     )
 
 
-class _TrialCallback(keras.callbacks.Callback):
+class _TrialCallback(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped
     """Reports epochs, enforces early stopping, NaN failure and cancellation."""
 
     def __init__(

@@ -77,7 +77,7 @@ async def run_worker(
                 asyncio.create_task(keep_heartbeat(worker, heartbeat_s)),
             ]
             try:
-                await worker.run()
+                await worker.run()  # type: ignore[no-untyped-call]  # procrastinate: untyped
             finally:
                 for task in side:
                     task.cancel()

@@ -70,7 +70,9 @@ class Step:
         deps = {src.step for src in self.inputs.values() if isinstance(src, Result)}
         return deps | set(self.after)
 
-    def arguments(self, saga_inputs: Mapping[str, Any], results: Mapping[str, Any]) -> dict:
+    def arguments(
+        self, saga_inputs: Mapping[str, Any], results: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The keyword arguments for run/compensate/undo."""
         return {
             key: saga_inputs[src.name] if isinstance(src, Input) else results[src.step]

@@ -112,7 +112,7 @@ class SagaRunner:
         if inputs is None:
             return None
         try:
-            data = json_roundtrip(dict(inputs))
+            data: dict[str, Any] = json_roundtrip(dict(inputs))
         except (TypeError, ValueError) as exc:
             raise SagaDefinitionError(f"saga {saga.name!r}: inputs are not JSON: {exc}") from exc
         missing = sorted(saga.required_inputs - data.keys())

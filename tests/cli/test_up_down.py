@@ -45,7 +45,8 @@ class Up:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                return json.loads((data_dir / "up.json").read_text())
+                record: dict[str, dict[str, float]] = json.loads((data_dir / "up.json").read_text())
+                return record
             except (OSError, ValueError):
                 time.sleep(0.2)
         raise AssertionError("no up.json")

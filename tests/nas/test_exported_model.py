@@ -76,7 +76,8 @@ def diabetes(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 def raw_validation_rows(data: Dataset) -> np.ndarray:
     """The validation split as it was before standardisation."""
-    return data.x_val * data.x_std + data.x_mean
+    rows: np.ndarray = data.x_val * data.x_std + data.x_mean
+    return rows
 
 
 def test_downloaded_digits_model_answers_raw_rows_like_predict(digits: Run, tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ async def assert_ended_right(resources: Runtime, run_id: uuid.UUID) -> str:
         for name in UNDOABLE:
             if name in steps and steps[name].seq is not None:
                 assert steps[name].state == "undone", (name, steps[name].state)
-        done = sorted((s for s in steps.values() if s.seq is not None), key=lambda s: -s.seq)
+        done = sorted((s for s in steps.values() if s.seq is not None), key=lambda s: -(s.seq or 0))
         assert run.error is not None
         assert [u["step"] for u in run.error["undo"]] == [s.name for s in done]
     return run.status

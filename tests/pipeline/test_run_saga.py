@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.events import names
 from app.events.patterns import matches
@@ -28,7 +29,9 @@ from tests.pipeline.conftest import (
 pytestmark = pytest.mark.slow
 
 
-async def step_states(resources_sessions, run_id: uuid.UUID) -> dict[str, str]:  # type: ignore[no-untyped-def]
+async def step_states(
+    resources_sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID
+) -> dict[str, str]:
     async with resources_sessions() as session:
         rows = await session.execute(
             select(SagaStepRow.name, SagaStepRow.state).where(SagaStepRow.saga_id == str(run_id))
