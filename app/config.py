@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field
@@ -124,6 +125,18 @@ class Settings(BaseSettings):
         alias="CEREBROS_MAX_TRAINABLE_PARAMS",
         description="Trainable parameters one architecture may have; larger candidates are "
         "recorded failed without being built (app/nas/limits.py says why 5 000 000).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        alias="CEREBROS_LOG_FORMAT",
+        description="text, or json: one JSON object per line with run_id, trial, job_id and "
+        "worker where they apply (app/observability/logs.py).",
+    )
+    log_level: str = Field(
+        default="INFO",
+        pattern=r"(?i)^(debug|info|warning|error|critical)$",
+        alias="CEREBROS_LOG_LEVEL",
+        description="Lowest level logged by `serve`, `worker`, `up` and `migrate`.",
     )
 
     @property

@@ -7,6 +7,7 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from typing import Annotated
@@ -18,6 +19,8 @@ from app.cli.errors import CliError
 from app.cli.up_record import Started, UpRecord, current, stop_processes
 from app.config import get_settings
 from app.db.embedded import locate_cluster
+from app.observability.logs import LogFormat, bind_worker, configure_logging, logging_config
+from app.observability.metrics import serve_worker_metrics
 
 HostOpt = Annotated[str, typer.Option(help="Interface the API listens on.")]
 PortOpt = Annotated[int, typer.Option(help="TCP port of the API.")]
@@ -28,8 +31,10 @@ GRACEFUL_SHUTDOWN_S = 10
 WORKER_STOP_S = 30
 
 
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def setup_logging() -> None:
+    """Text or JSON lines on stderr (CEREBROS_LOG_FORMAT, CEREBROS_LOG_LEVEL)."""
+    settings = get_settings()
+    configure_logging(LogFormat(settings.log_format), settings.log_level)
 
 
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
@@ -50,11 +55,14 @@ def serve(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
 
     setup_logging()
     use_database(get_settings())
+    settings = get_settings()
     uvicorn.run(
-        create_app(get_settings()),
+        create_app(settings),
         host=host,
         port=port,
-        log_level="info",
+        # uvicorn's own lines (access log included) go through our handler, in our format.
+        log_config=logging_config(LogFormat(settings.log_format), settings.log_level),
+        log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
 
@@ -62,13 +70,26 @@ def serve(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
 def worker(
     concurrency: ConcurrencyOpt = 1,
     queue: Annotated[list[str] | None, typer.Option(help="Queues to take jobs from.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's Prometheus metrics on this port (0: any free)."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface of the metrics port (0.0.0.0 in a container).")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a queue worker that executes NAS runs from the `ml` queue."""
     from app.queue.worker import run_worker
 
     setup_logging()
+    bind_worker(f"{socket.gethostname()}:{os.getpid()}")  # on every line of this process
     url = use_database(get_settings())
     settings = get_settings()
+    if metrics_port is not None:
+        bound = serve_worker_metrics(metrics_port, metrics_host)
+        logging.getLogger(__name__).info(
+            "worker metrics at http://%s:%d/metrics", metrics_host, bound
+        )
     asyncio.run(
         run_worker(url, settings, queues=queue or [settings.queue_name], concurrency=concurrency)
     )

@@ -18,6 +18,8 @@ from app.db.urls import libpq_url
 from app.events import names
 from app.events.publish import RunEvents
 from app.nas.records import TrialRecord, TrialStart
+from app.observability.logs import set_trial
+from app.observability.metrics import record_epoch_finished, record_trial_finished
 from app.runs import repository, trials
 from app.runs.cancel import CANCEL_CHANNEL
 
@@ -99,12 +101,15 @@ class DatabaseReporter:
         asyncio.run_coroutine_threadsafe(self._queue.join(), self.loop).result()
 
     def trial_started(self, trial: TrialStart) -> None:
+        set_trial(trial.number)  # the search thread's log lines name the trial it trains
         self._call(self._trial_started(trial))
 
     def epoch_finished(self, trial_number: int, epoch: int, metrics: dict[str, float]) -> None:
+        set_trial(trial_number)  # a successive-halving rung resumes a trial without a start
         self._call(self._epoch_finished(trial_number, epoch, metrics))
 
     def trial_finished(self, trial: TrialRecord) -> None:
+        set_trial(None)
         self._call(self._trial_finished(trial))
 
     async def _trial_started(self, trial: TrialStart) -> None:
@@ -137,6 +142,7 @@ class DatabaseReporter:
                 dedup=f"trial:{number}:epoch:{epoch}",
                 session=session,
             )
+        record_epoch_finished()  # once committed
 
     async def _trial_finished(self, trial: TrialRecord) -> None:
         async with self.sessions.begin() as session:
@@ -154,6 +160,7 @@ class DatabaseReporter:
                 dedup=f"trial:{trial.number}:finished",
                 session=session,
             )
+        record_trial_finished(trial.status, trial.duration_s, skipped=trial.skipped)
 
 
 class CancelWatcher:
