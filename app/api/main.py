@@ -13,13 +13,15 @@ from app.api.docs import install_docs
 from app.api.limits import BodySizeLimit
 from app.api.openapi import install_problem_openapi
 from app.api.problems import install_problem_handlers
-from app.api.routes import datasets, events, health, models, runs, tickets, trials
+from app.api.routes import datasets, events, health, metrics, models, runs, tickets, trials
 from app.api.state import ApiRuntime
 from app.auth.http import UNAUTHORIZED_RESPONSES, install_auth_handlers, mask_stream_tickets
 from app.auth.tickets import StreamTickets
 from app.config import Settings, get_settings
 from app.db.session import resolve_database_url
 from app.events.hub import EventHub
+from app.observability.http import install_http_metrics
+from app.observability.metrics import ApiMetrics
 from app.queue.app import create_queue_app
 from app.runtime import create_runtime
 from app.ui.router import install_dashboard
@@ -65,7 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_auth_handlers(app)
     install_allow_handler(app)
+    # Outermost: requests are counted with the status the client got, errors included.
+    app.state.metrics = ApiMetrics()
+    install_http_metrics(app, app.state.metrics)
     app.include_router(health.router)
+    app.include_router(metrics.router)  # no token: counts only, no owner's data
     # Everything but /health* (and the docs) needs a token: enforced here, per router, so a
     # route that forgets the owner dependency is still protected.
     for router in (runs.router, trials.router, models.router, tickets.router, datasets.router):

@@ -9,6 +9,7 @@ import logging
 from procrastinate.worker import Worker
 
 from app.config import Settings
+from app.observability.logs import bind_job_context
 from app.queue.app import create_queue_app
 from app.queue.recovery import recovery_loop
 from app.queue.tasks import RUNTIME_KEY
@@ -64,6 +65,7 @@ async def run_worker(
                 stalled_worker_timeout=stalled_after,
                 fetch_job_polling_interval=settings.job_poll_seconds,
                 additional_context={RUNTIME_KEY: runtime},  # what its tasks run with
+                worker_middleware=[bind_job_context],  # job_id and run_id on its log lines
             )
             side = [
                 asyncio.create_task(
