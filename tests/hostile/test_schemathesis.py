@@ -29,6 +29,9 @@ MAX_EXAMPLES = 30
 schema = schemathesis.openapi.from_dict(
     create_app(Settings(database_url="postgresql://unused@127.0.0.1/unused")).openapi()
 ).exclude(path="/events/stream")
+# The test sends the token itself, so a case that leaves the Authorization header out would
+# be sent with it anyway and look accepted ("schema-violating request accepted").
+schema.config.generation.update(with_security_parameters=False)
 
 
 @pytest.mark.slow
