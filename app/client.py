@@ -169,8 +169,10 @@ class CerebrosClient:
         run_id: uuid.UUID | str,
         rows: Sequence[Sequence[float | str | None] | Mapping[str, float | str | None]],
     ) -> builtins.list[Any]:
-        """Predictions of the best model for raw feature rows (lists in column order, or
-        for uploaded datasets objects keyed by column name)."""
+        """Predictions of the best model for raw feature rows.
+
+        Rows are lists in column order or, for uploaded datasets, objects keyed by column name.
+        """
         body = {"rows": [dict(row) if isinstance(row, Mapping) else list(row) for row in rows]}
         response = self._request("POST", f"/runs/{run_id}/predict", json=body)
         return PredictResponse.model_validate(response.json()).predictions

@@ -55,8 +55,10 @@ class TooManyRuns(CerebrosError):
 
 
 class TransientError(CerebrosError):
-    """Work that could not finish for a reason outside it (the database away, a step
-    interrupted): its state is intact, so the same work tried later resumes."""
+    """Work that could not finish for a reason outside it (the database away, a step interrupted).
+
+    Its state is intact, so the same work tried later resumes.
+    """
 
     retryable = True
 

@@ -1,5 +1,7 @@
-"""Request framing: a bad Content-Length is a 400 and a body over the limit a 413, both
-answered before the app runs, so nothing is parsed, authenticated or stored for them."""
+"""Request framing: a bad Content-Length is a 400 and a body over the limit a 413.
+
+Both are answered before the app runs, so nothing is parsed, authenticated or stored for them.
+"""
 
 from __future__ import annotations
 
@@ -81,8 +83,10 @@ class BodySizeLimit:
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives the app the body read already, then the client's own messages
-    (an SSE endpoint waits on them for the disconnect)."""
+    """A `receive` that gives the app the body read already, then the client's own messages.
+
+    An SSE endpoint waits on those messages for the disconnect.
+    """
     given = False
 
     async def replay() -> Message:

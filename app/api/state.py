@@ -14,8 +14,10 @@ from app.runtime import Runtime
 
 @dataclass
 class ApiRuntime(Runtime):
-    """The runtime of an API process: the worker's resources plus the event hub (one LISTEN
-    connection fanned out to every open stream)."""
+    """The runtime of an API process: the worker's resources plus the event hub.
+
+    The hub is one LISTEN connection fanned out to every open stream.
+    """
 
     hub: EventHub = field(kw_only=True)
 

@@ -1,5 +1,8 @@
-"""`cerebros` command line: run the service (up, down, serve, worker, migrate, db), manage
-tokens, and talk to the API (submit, runs, events, cancel, trials, run)."""
+"""`cerebros` command line: run the service, manage tokens, and talk to the API.
+
+Running the service: up, down, serve, worker, migrate, db. Talking to the API: submit, runs,
+events, cancel, trials, run.
+"""
 
 from __future__ import annotations
 

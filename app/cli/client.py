@@ -1,5 +1,8 @@
-"""`cerebros submit|runs|events|cancel|trials`: client commands that talk to the API over
-HTTP only. Errors (API unreachable, problems) are reported by `app.cli.errors`."""
+"""`cerebros submit|runs|events|cancel|trials`: client commands talking to the API.
+
+They talk to it over HTTP only. Errors (API unreachable, problems) are reported by
+`app.cli.errors`.
+"""
 
 from __future__ import annotations
 

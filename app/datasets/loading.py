@@ -135,8 +135,10 @@ def _is_number(text: str) -> bool:
 async def fetch_file(
     sessions: async_sessionmaker[AsyncSession], row: DatasetRow, cache_dir: Path
 ) -> Path:
-    """The dataset's file on this host (``cache_dir/uploaded/<id>.<format>``), fetched
-    from Postgres chunk by chunk unless a copy with the right sha256 is there."""
+    """The dataset's file on this host (``cache_dir/uploaded/<id>.<format>``).
+
+    Fetched from Postgres chunk by chunk unless a copy with the right sha256 is there.
+    """
     folder = cache_dir / "uploaded"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{row.id}.{row.format}"

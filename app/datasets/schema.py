@@ -251,8 +251,11 @@ def infer_schema(
     column_types: Mapping[str, ColumnType] | None = None,
     task: Task | None = None,
 ) -> DatasetSchema:
-    """Read every batch once and describe the dataset. Raises `InvalidInput` naming the
-    field at fault (``target``, ``column_types``, ``task``, ``file``)."""
+    """Read every batch once and describe the dataset.
+
+    Raises `InvalidInput` naming the field at fault (``target``, ``column_types``, ``task``,
+    ``file``).
+    """
     names = reader.names
     if reader.fmt == DatasetFormat.NPZ:
         if target not in (None, names[-1]):

@@ -200,8 +200,10 @@ async def resolve_run_dataset(
 
 
 async def lock_run_dataset(session: AsyncSession, dataset_id: str, owner: str) -> None:
-    """In the transaction that stores a run: hold the dataset (a delete waits for it) and
-    check it is still there."""
+    """In the transaction that stores a run: hold the dataset and check it is still there.
+
+    While it is held, a delete of the dataset waits for the transaction.
+    """
     if not is_uploaded_dataset(dataset_id):
         return
     if await store.get_dataset(session, dataset_id, owner, lock="share") is None:

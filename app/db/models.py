@@ -65,8 +65,10 @@ class TrialStatus(enum.StrEnum):
 
     @property
     def is_finished(self) -> bool:
-        """The engine ended it (completed, pruned, failed): it has a final record, counts
-        as done in the run's progress and is not trained again when the run resumes."""
+        """The engine ended it (completed, pruned, failed): it has a final record.
+
+        It counts as done in the run's progress and is not trained again when the run resumes.
+        """
         return self in FINISHED_TRIAL_STATUSES
 
     @property
@@ -162,8 +164,11 @@ class _Xid8Type(UserDefinedType[str]):
 
 
 class Xid8(TypeDecorator[int]):
-    """A 64-bit transaction id (xid8): an int in Python, text on the wire (psycopg has no
-    xid8 loader), cast where it is bound so comparisons stay typed in SQL."""
+    """A 64-bit transaction id (xid8): an int in Python, text on the wire.
+
+    Text because psycopg has no xid8 loader; cast where it is bound so comparisons stay typed in
+    SQL.
+    """
 
     impl = _Xid8Type
     cache_ok = True

@@ -111,7 +111,7 @@ class UnknownQueueSchema(CerebrosError):
 
 
 def migration_names() -> list[str]:
-    """procrastinate's schema migration files, in the order they apply (their names sort)."""
+    """Procrastinate's schema migration files, in the order they apply (their names sort)."""
     files = resources.files(SQL_PACKAGE).iterdir()
     return sorted(f.name for f in files if f.name.endswith(".sql"))
 

@@ -67,8 +67,10 @@ REVOKED: Final = Marker("REVOKED")  # the stream's token was revoked
 
 @dataclass(frozen=True)
 class HubEvent:
-    """A released event as subscribers receive it: with its run's owner, its stream position
-    and its JSON, encoded once for every subscriber."""
+    """A released event as subscribers receive it, encoded once for every subscriber.
+
+    It carries its run's owner, its stream position and its JSON.
+    """
 
     event: EventOut
     owner: str
@@ -330,8 +332,11 @@ class EventHub:
                     self._pending_ends.pop(run_id, None)
 
     def expect_end(self, run_id: uuid.UUID, settled_at: int) -> None:
-        """The run is final and its events all have xid < `settled_at`: once released,
-        give its subscribers `RUN_ENDED` (after its last events)."""
+        """Give the run's subscribers `RUN_ENDED` once its events are released.
+
+        The run is final and its events all have xid < `settled_at`: once those are released, its
+        subscribers get `RUN_ENDED` (after its last events).
+        """
         self._pending_ends[run_id] = max(settled_at, self._pending_ends.get(run_id, 0))
         self._wake.set()
 

@@ -158,8 +158,10 @@ async def released_events(
 
 
 async def released_frontier(session: AsyncSession) -> tuple[EventPosition, bool]:
-    """The last released position (where a stream "from now" starts), and whether later
-    events are held back."""
+    """The last released position, and whether later events are held back.
+
+    The last released position is where a stream "from now" starts.
+    """
     horizon = await event_horizon(session)
     stmt = (
         select(RunEvent.xid, RunEvent.id)
@@ -194,8 +196,11 @@ class FinalRuns:
 
 
 async def final_runs(session: AsyncSession, run_ids: Collection[uuid.UUID]) -> FinalRuns:
-    """Which of `run_ids` are final or gone. The snapshot's xmax, read afterwards, bounds
-    the transactions that can have written their events."""
+    """Which of `run_ids` are final or gone.
+
+    The snapshot's xmax, read afterwards, bounds the transactions that can have written their
+    events.
+    """
     stmt = select(Run.id, Run.status).where(Run.id.in_(list(run_ids)))
     status = {run_id: value for run_id, value in (await session.execute(stmt)).all()}
     final = {r for r in run_ids if r not in status or status[r].is_final}

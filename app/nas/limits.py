@@ -25,8 +25,7 @@ SETTING = "CEREBROS_MAX_TRAINABLE_PARAMS"
 
 @dataclass(frozen=True)
 class ParamsCap:
-    """The effective cap of one run and where it comes from (for messages that say what to
-    change)."""
+    """The effective cap of one run and where it comes from (for messages saying what to change)."""
 
     limit: int
     service_limit: int
@@ -53,8 +52,11 @@ class ParamsCap:
         )
 
     def remedy(self, bounds: str) -> str:
-        """What to change when architectures do not fit: the search space's ``bounds``
-        (``"maximum"`` or ``"minimum"``) or the cap itself."""
+        """What to change when architectures do not fit: the search space's bounds or the cap.
+
+        The bounds are the search space's ``bounds`` (``"maximum"`` or ``"minimum"``); otherwise
+        the cap itself.
+        """
         if self.source == SETTING:
             raise_it = f"raise {SETTING}"
         else:

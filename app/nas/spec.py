@@ -409,9 +409,11 @@ class NasSpec(BaseModel):
         return self._fit_objective(task)
 
     def for_task(self, task: Task) -> Self:
-        """This spec for a dataset of ``task``: default objective set, a mismatch raised
-        (a ValidationError at ``objective``). For uploaded datasets, whose task the spec
-        alone cannot know."""
+        """This spec for a dataset of ``task``: default objective set, a mismatch raised.
+
+        A mismatch is raised as a ValidationError at ``objective``. For uploaded datasets, whose
+        task the spec alone cannot know.
+        """
         return self.model_copy()._fit_objective(task)
 
     def _fit_objective(self, task: Task) -> Self:

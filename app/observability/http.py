@@ -34,8 +34,11 @@ def route_template(scope: Scope) -> str:
 
 
 class HttpMetrics:
-    """ASGI middleware recording every HTTP request in `metrics` once its headers are sent
-    (or it raised before any: status 500). A client gone before an answer is not counted."""
+    """ASGI middleware recording every HTTP request in `metrics` once its headers are sent.
+
+    A request that raised before sending any is recorded with status 500. A client gone before
+    an answer is not counted.
+    """
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app

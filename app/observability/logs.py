@@ -81,22 +81,27 @@ def bind_worker(name: str) -> None:
 
 
 def set_trial(number: int | None) -> None:
-    """The trial the calling thread trains now (None: none). The search runs in a thread of
-    its own (`asyncio.to_thread` copies the job's context into it), so this reaches the
-    trial's log lines and nothing else."""
+    """The trial the calling thread trains now (None: none).
+
+    The search runs in a thread of its own (`asyncio.to_thread` copies the job's context into
+    it), so this reaches the trial's log lines and nothing else.
+    """
     _trial.set(number)
 
 
 async def bind_job_context(call_next: AsyncCallNext, context: JobContext, worker: Worker) -> Any:
-    """procrastinate worker middleware: the job's id and run id on the records of its run."""
+    """Procrastinate worker middleware: the job's id and run id on the records of its run."""
     run_id = context.job.task_kwargs.get("run_id")
     with log_context(run_id=None if run_id is None else str(run_id), job_id=context.job.id):
         return await call_next()
 
 
 def context_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """`run_id`, `trial`, `job_id`, `worker` for `record`: the context variables, else what
-    procrastinate put in the record's `extra` (its `job` and `worker` dicts)."""
+    """`run_id`, `trial`, `job_id`, `worker` for `record`.
+
+    Taken from the context variables, else from what procrastinate put in the record's `extra`
+    (its `job` and `worker` dicts).
+    """
     job = getattr(record, "job", None)
     job = job if isinstance(job, dict) else {}
     worker = getattr(record, "worker", None)
@@ -152,8 +157,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def logging_config(log_format: LogFormat, level: str = "INFO") -> dict[str, Any]:
-    """A `dictConfig` dict: one stderr handler on the root logger in `log_format`; uvicorn's
-    loggers hand their records to it instead of printing their own way."""
+    """A `dictConfig` dict: one stderr handler on the root logger in `log_format`.
+
+    Uvicorn's loggers hand their records to it instead of printing their own way.
+    """
     formatter: dict[str, Any] = (
         {"()": JsonFormatter} if log_format is LogFormat.JSON else {"format": TEXT_FORMAT}
     )

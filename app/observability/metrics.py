@@ -135,8 +135,11 @@ class HubStats:
 
 @dataclass(frozen=True)
 class ScrapeSnapshot:
-    """Gauges computed for one scrape. `database` is None when the counts could not be read
-    in time: the gauges are then left out (never stale values) and `database_up` says 0."""
+    """Gauges computed for one scrape.
+
+    `database` is None when the counts could not be read in time: the gauges are then left out
+    (never stale values) and `database_up` says 0.
+    """
 
     hub: HubStats | None
     database: DatabaseCounts | None

@@ -47,8 +47,10 @@ class RunCancelled(StepRejected):
 
 
 def interrupt_on_transient(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """A database outage inside a step interrupts the saga (the job retries and resumes)
-    instead of failing it and undoing work that is still valid."""
+    """A database outage inside a step interrupts the saga instead of failing it.
+
+    The job retries and resumes, instead of undoing work that is still valid.
+    """
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:

@@ -1,2 +1,5 @@
-"""Runs: the owners of the runs and trials tables' SQL (`repository`, `trials`) and the
-service functions (submit, cancel, progress)."""
+"""Runs: the owners of the runs and trials tables' SQL, and the service functions.
+
+The SQL owners are `repository` and `trials`; the service functions are in `submit`,
+`cancel` and `progress`.
+"""

@@ -98,8 +98,10 @@ async def mark_running(session: AsyncSession, run_id: uuid.UUID) -> Run | None:
 
 
 async def claim_run(session: AsyncSession, run_id: uuid.UUID) -> Run | None:
-    """The run for a job about to execute it: moved to running unless it is final already
-    (then returned as it is); None when it does not exist."""
+    """The run for a job about to execute it: moved to running unless it is final already.
+
+    A final run is returned as it is; None when it does not exist.
+    """
     run = await mark_running(session, run_id)
     return run if run is not None else await get_run(session, run_id)
 

@@ -89,8 +89,11 @@ async def submit_run(
 async def create_local_run(
     sessions: async_sessionmaker[AsyncSession], body: RunCreate, *, owner: str
 ) -> Run:
-    """A run this process executes itself (`cerebros run --local`): the row `submit_run`
-    stores, with no queue job (job_id NULL), so it still shows in lists and streams."""
+    """A run this process executes itself (`cerebros run --local`).
+
+    It is the row `submit_run` stores, with no queue job (job_id NULL), so it still shows in
+    lists and streams.
+    """
     body = await resolve_run_dataset(sessions, body, owner)
     spec = body.model_dump(mode="json", exclude={"run_id"})
     digest = request_hash({**spec, "run_id": str(body.run_id) if body.run_id else None})

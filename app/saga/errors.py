@@ -63,8 +63,10 @@ class StepInterrupted(SagaError):
 
 
 class UndoIncomplete(StepInterrupted):
-    """Some undo failed and this is not the caller's last attempt: the saga stays failing
-    (its failure stored) and the next run retries the undos that did not succeed."""
+    """Some undo failed and this is not the caller's last attempt: the saga stays failing.
+
+    Its failure is stored, and the next run retries the undos that did not succeed.
+    """
 
 
 class StepRejected(SagaError):

@@ -86,8 +86,10 @@ class SagaStore(Protocol):
     async def open(
         self, saga_id: str, name: str, inputs: dict[str, Any], parent_id: str | None
     ) -> SagaRecord:
-        """Create the saga ('running') if new, turn 'halted' back into 'running' (clearing
-        its error), and return it. A known saga keeps its stored name and inputs."""
+        """Create the saga ('running') if new, turn 'halted' back into 'running', and return it.
+
+        Turning it back clears its error. A known saga keeps its stored name and inputs.
+        """
         ...
 
     async def load(self, saga_id: str) -> SagaRecord | None:

@@ -55,8 +55,11 @@ class RunSummary(BaseModel):
 
     @classmethod
     def read(cls, stored: Mapping[str, Any] | None) -> RunSummary | None:
-        """A stored result, typed; None when there is none or it is not a `RunSummary` (a
-        row written by hand or by an older version: it is still answered as stored)."""
+        """A stored result, typed; None when there is none or it is not a `RunSummary`.
+
+        A row that is not one was written by hand or by an older version: it is still answered as
+        stored.
+        """
         if stored is None:
             return None
         try:

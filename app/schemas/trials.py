@@ -92,8 +92,10 @@ class PredictRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _cells(cls, data: Any) -> Any:
-        """Check every cell first, so an error names it (``rows.0.3``) whatever the row's
-        shape (a union of list and object would add its member's name to the location)."""
+        """Check every cell first, so an error names it (``rows.0.3``) whatever the row's shape.
+
+        A union of list and object would add its member's name to the location.
+        """
         rows = data.get("rows") if isinstance(data, dict) else None
         for r, row in enumerate(rows if isinstance(rows, list) else []):
             if not isinstance(row, dict | list):

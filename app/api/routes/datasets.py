@@ -114,8 +114,11 @@ def _fields(values: dict[str, str]) -> UploadFields:
 
 
 async def _read_form(request: Request, limit: int) -> tuple[UploadFile, UploadFields]:
-    """Parse the multipart body as it streams in: the file goes to a temporary file (on
-    disk past 1 MiB), and the upload stops with a 413 once it is over ``limit``."""
+    """Parse the multipart body as it streams in.
+
+    The file goes to a temporary file (on disk past 1 MiB), and the upload stops with a 413 once
+    it is over ``limit``.
+    """
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise InvalidInput(
@@ -212,8 +215,11 @@ async def list_datasets(
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=PROBLEMS)
 async def get_dataset(dataset_id: str, session: SessionDep, owner: OwnerDep) -> DatasetOut:
-    """The dataset with its schema: columns and their types, missing values, how each
-    reaches the model, the target's classes or range, and the first rows."""
+    """The dataset with its schema and its first rows.
+
+    The schema gives the columns and their types, missing values, how each reaches the model, and
+    the target's classes or range.
+    """
     return service.dataset_out(await service.get_dataset(session, dataset_id, owner))
 
 

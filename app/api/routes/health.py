@@ -61,8 +61,10 @@ async def live() -> LiveOut:
 
 @router.get("/health/ready", response_model=ReadyOut, responses=NOT_READY)
 async def ready(state: StateDep) -> ReadyOut | JSONResponse:
-    """Ready for traffic: the database answers, its migrations are at this code's head, the
-    event hub listens. 503 otherwise, a problem body naming the failed checks."""
+    """Ready for traffic: database answers, migrations at this code's head, event hub listens.
+
+    503 otherwise, a problem body naming the failed checks.
+    """
     hub_connected = state.hub is not None and state.hub.connected.is_set()
     result = await readiness(state.sessions, hub_connected=hub_connected)
     body = _ready_out(result)
@@ -81,8 +83,10 @@ async def workers(
         int, Query(alias="min", ge=0, le=1000, description="live workers required for a 200")
     ] = 1,
 ) -> WorkersOut | JSONResponse:
-    """The workers registered in the queue and whether each is live; 503 when fewer than
-    `min` are (or the database cannot say)."""
+    """The workers registered in the queue and whether each is live.
+
+    503 when fewer than `min` are live (or the database cannot say).
+    """
     stalled_after = state.settings.stalled_after_seconds
     try:
         health = await workers_health(state.sessions, stalled_after_s=stalled_after)
