@@ -264,6 +264,24 @@ def _synthetic(name: str, options: DatasetOptions) -> tuple[np.ndarray, np.ndarr
     return x, y
 
 
+def _standardize_target(
+    task: str, y_tr: np.ndarray, y_va: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """A regression target standardised with the training split's mean and spread.
+
+    Classification targets are returned as they are (mean 0, spread 1); the exported model
+    inverts the target layer so its outputs are in the target's own units.
+    """
+    if task != "regression":
+        return y_tr, y_va, 0.0, 1.0
+    y_mean = float(y_tr.mean())
+    y_std = float(y_tr.std()) or 1.0
+    to_standard = standardizer(y_mean, y_std, name=TARGET_LAYER)
+    y_tr = standardize(to_standard, y_tr.reshape(-1, 1)).reshape(-1)
+    y_va = standardize(to_standard, y_va.reshape(-1, 1)).reshape(-1)
+    return y_tr, y_va, y_mean, y_std
+
+
 def _split(
     x: np.ndarray, y: np.ndarray, task: Task, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -328,13 +346,7 @@ def load_dataset(
     x_mean = x_tr.mean(axis=0)
     x_std = x_tr.std(axis=0)
     x_std[x_std == 0] = 1.0  # constant features (image borders) stay 0 after centring
-    y_mean, y_std = 0.0, 1.0
-    if task == "regression":
-        y_mean = float(y_tr.mean())
-        y_std = float(y_tr.std()) or 1.0
-        to_standard = standardizer(y_mean, y_std, name=TARGET_LAYER)
-        y_tr = standardize(to_standard, y_tr.reshape(-1, 1)).reshape(-1)
-        y_va = standardize(to_standard, y_va.reshape(-1, 1)).reshape(-1)
+    y_tr, y_va, y_mean, y_std = _standardize_target(task, y_tr, y_va)
     features = standardizer(x_mean, x_std, name=FEATURES_LAYER)
     dataset = Dataset(
         name=dataset_id,
@@ -410,13 +422,7 @@ def tabular_dataset(
         std = float(values.std()) if len(values) else 1.0
         fitted.append(replace(column, mean=mean, std=std if std > 0 else 1.0))
     kept = tuple(fitted)
-    y_mean, y_std = 0.0, 1.0
-    if task == "regression":
-        y_mean = float(y_tr.mean())
-        y_std = float(y_tr.std()) or 1.0
-        to_standard = standardizer(y_mean, y_std, name=TARGET_LAYER)
-        y_tr = standardize(to_standard, y_tr.reshape(-1, 1)).reshape(-1)
-        y_va = standardize(to_standard, y_va.reshape(-1, 1)).reshape(-1)
+    y_tr, y_va, y_mean, y_std = _standardize_target(task, y_tr, y_va)
     empty = np.zeros(0, dtype=np.float32)
     return Dataset(
         name=name,
