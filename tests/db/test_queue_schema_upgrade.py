@@ -45,6 +45,14 @@ class Migrated:
     ledger: set[str]
 
 
+def queue_only(schema: Catalog) -> Catalog:
+    """The queue's objects: procrastinate's and the ledger's."""
+    return {
+        kind: {row for row in rows if "procrastinate" in str(row) or LEDGER in str(row)}
+        for kind, rows in schema.items()
+    }
+
+
 def ledger(url: str) -> set[str]:
     with psycopg.connect(url) as conn:
         return {row[0] for row in conn.execute(f"SELECT name FROM {LEDGER}")}
@@ -106,7 +114,8 @@ def test_downgrade_keeps_the_queue_schema_and_upgrade_skips_it(
     upgrade(database)
     downgrade(database, "0005")  # below the ledger's revision and every procrastinate one
 
-    assert differences(catalog(database), fresh.schema) == {}  # nothing undone
+    # Nothing of the queue's schema is undone (our own later tables are, as they should be).
+    assert differences(queue_only(catalog(database)), queue_only(fresh.schema)) == {}
     assert ledger(database) == fresh.ledger
     upgrade(database)  # a file applied twice would fail (CREATE TYPE ... already exists)
     assert differences(catalog(database), fresh.schema) == {}
