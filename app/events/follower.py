@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 from app.errors import Unauthorized
-from app.events.hub import RESYNC, REVOKED, RUN_ENDED, EventHub, HubEvent, Subscription
+from app.events.hub import EventHub
 from app.events.store import STREAM_START
+from app.events.subscription import RESYNC, REVOKED, RUN_ENDED, HubEvent, Subscription
 
 PAGE_SIZE: Final = 1000
 

@@ -15,7 +15,8 @@ from sqlalchemy import event
 
 from app.db.session import create_engine, create_session_factory
 from app.events.follower import follow_events
-from app.events.hub import EventHub, HubEvent
+from app.events.hub import EventHub
+from app.events.subscription import HubEvent
 from tests.streaming.helpers import finish_run, insert_event, insert_run
 
 pytestmark = pytest.mark.slow

@@ -16,8 +16,9 @@ import pytest
 
 from app.errors import Unauthorized
 from app.events.follower import follow_events
-from app.events.hub import RESYNC, EventHub, EventStore, HubEvent, HubPage
+from app.events.hub import EventHub, EventStore
 from app.events.store import STREAM_START, EventPosition, FinalRuns
+from app.events.subscription import RESYNC, HubEvent, HubPage
 from app.schemas.runs import EventOut
 
 RUN = uuid.uuid4()

@@ -18,7 +18,7 @@ from app.api.problems import install_problem_handlers
 from app.api.routes.events import as_sse
 from app.db.errors import database_error
 from app.errors import Unauthorized
-from app.events.hub import HubEvent
+from app.events.subscription import HubEvent
 from app.schemas.runs import EventOut
 
 

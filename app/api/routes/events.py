@@ -24,8 +24,9 @@ from app.api.state import ApiState
 from app.auth.tokens import Principal, TokenNotFound, find_token
 from app.errors import CerebrosError, InvalidInput, NotFound, Unauthorized
 from app.events.follower import follow_events
-from app.events.hub import HubEvent, RevokedTokens
+from app.events.hub import RevokedTokens
 from app.events.patterns import compile_pattern
+from app.events.subscription import HubEvent
 from app.runs import repository
 from app.schemas.problems import Problem
 
