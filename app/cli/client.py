@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli.errors import CliError
+from app.cli.prefix import unique_match
 from app.cli.watch import Watch, progress_bars
 from app.client import CerebrosClient
 from app.events.patterns import compile_pattern
@@ -58,22 +59,12 @@ def resolve_run_id(client: CerebrosClient, given: str) -> str:
         pass
     if not PREFIX.fullmatch(text):
         raise CliError(f"{given!r} is not a run id (hex digits and dashes)", code=2)
-    matches: list[str] = []
-    cursor: str | None = None
-    while True:
-        page = client.list(limit=PAGE, cursor=cursor)
-        matches.extend(str(r.id) for r in page.items if str(r.id).startswith(text))
-        cursor = page.next_cursor
-        if len(matches) > 1 or not cursor:
-            break
-    if not matches:
-        raise CliError(f"no run id starts with {given!r}", code=2)
-    if len(matches) > 1:
-        raise CliError(
-            f"{given!r} starts more than one run id ({', '.join(matches)}); give more characters",
-            code=2,
-        )
-    return matches[0]
+
+    def page(cursor: str | None) -> tuple[list[str], str | None]:
+        runs = client.list(limit=PAGE, cursor=cursor)
+        return [str(r.id) for r in runs.items], runs.next_cursor
+
+    return unique_match(given, text, page, "run id")
 
 
 def top_trials(trials: TrialList, count: int = 5) -> Table:

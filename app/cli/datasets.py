@@ -14,6 +14,7 @@ from rich.table import Table
 
 from app.cli.client import DEFAULT_URL, TokenOpt, UrlOpt
 from app.cli.errors import CliError
+from app.cli.prefix import unique_match
 from app.client import CerebrosClient
 from app.schemas.datasets import DatasetOut
 
@@ -48,19 +49,12 @@ def resolve_dataset_id(client: CerebrosClient, given: str) -> str:
     if not PREFIX.fullmatch(text):
         raise CliError(f"{given!r} is not a dataset id (ds_ and hex digits)", code=2)
     wanted = text if text.startswith("ds_") else f"ds_{text}"
-    matches: list[str] = []
-    cursor: str | None = None
-    while True:
-        page = client.list_datasets(limit=200, cursor=cursor)
-        matches.extend(d.id for d in page.items if d.id.startswith(wanted))
-        cursor = page.next_cursor
-        if len(matches) > 1 or not cursor:
-            break
-    if not matches:
-        raise CliError(f"no dataset id starts with {given!r}", code=2)
-    if len(matches) > 1:
-        raise CliError(f"{given!r} starts more than one dataset id; give more characters", code=2)
-    return matches[0]
+
+    def page(cursor: str | None) -> tuple[list[str], str | None]:
+        datasets = client.list_datasets(limit=200, cursor=cursor)
+        return [d.id for d in datasets.items], datasets.next_cursor
+
+    return unique_match(given, wanted, page, "dataset id")
 
 
 def _parse_types(values: list[str] | None) -> dict[str, str] | None:
