@@ -25,9 +25,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from app.nas.artifact_names import ARCHITECTURE, BEST_MODEL, HISTORY, PREPROCESSING, RESULT
 from app.nas.records import Preprocessing, TrialRecord
 
 __all__ = [
+    "ARCHITECTURE",  # defined in app.nas.artifact_names, re-exported for older imports
+    "BEST_MODEL",
+    "HISTORY",
+    "PREPROCESSING",
+    "RESULT",
     "ArtifactStore",
     "decode_outputs",
     "load_best_model",
@@ -38,11 +44,6 @@ __all__ = [
     "remove_artifacts",
 ]
 
-BEST_MODEL = "best_model.keras"
-ARCHITECTURE = "architecture.json"
-HISTORY = "history.csv"
-PREPROCESSING = "preprocessing.json"
-RESULT = "result.json"
 WORK_DIR = ".work"  # successive-halving checkpoints between rungs; removed at the end
 
 
