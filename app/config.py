@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default_factory=default_data_dir, alias="CEREBROS_DATA_DIR")
     artifacts_dir: Path | None = Field(default=None, alias="CEREBROS_ARTIFACTS_DIR")
+    model_cache_dir: Path | None = Field(
+        default=None,
+        alias="CEREBROS_MODEL_CACHE_DIR",
+        description="Where the API keeps the models it serves from Postgres (run_artifacts), "
+        "one folder per run and sha256; default: the artifacts folder's model-cache.",
+    )
     engine_enabled: bool = Field(default=True, alias="CEREBROS_ENGINE_ENABLED")
     queue_name: str = "ml"
     max_body_bytes: int = Field(default=64 * 1024, alias="CEREBROS_MAX_BODY_BYTES")
@@ -69,6 +75,21 @@ class Settings(BaseSettings):
         ge=1,
         alias="CEREBROS_MAX_STREAMS_PER_OWNER",
         description="Open SSE streams one token owner may have per API process; beyond: 429.",
+    )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        alias="CEREBROS_AUTH_CACHE_SECONDS",
+        description="How long an API process trusts a token it checked (no database read per "
+        "request); a revoked token is refused within this many seconds. 0: check every request.",
+    )
+    api_pool_size: int = Field(
+        default=20,
+        ge=1,
+        alias="CEREBROS_API_POOL_SIZE",
+        description="Database connections of one API process (no overflow): requests that need "
+        "one beyond these wait up to 10 s, then get the busy 503.",
     )
     stream_auth_recheck_seconds: float = Field(
         default=10.0,
@@ -142,6 +163,10 @@ class Settings(BaseSettings):
     @property
     def resolved_artifacts_dir(self) -> Path:
         return self.artifacts_dir or self.data_dir / "artifacts"
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.resolved_artifacts_dir / "model-cache"
 
     @property
     def resolved_dataset_cache_dir(self) -> Path:
