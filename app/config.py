@@ -76,6 +76,21 @@ class Settings(BaseSettings):
         alias="CEREBROS_MAX_STREAMS_PER_OWNER",
         description="Open SSE streams one token owner may have per API process; beyond: 429.",
     )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        alias="CEREBROS_AUTH_CACHE_SECONDS",
+        description="How long an API process trusts a token it checked (no database read per "
+        "request); a revoked token is refused within this many seconds. 0: check every request.",
+    )
+    api_pool_size: int = Field(
+        default=20,
+        ge=1,
+        alias="CEREBROS_API_POOL_SIZE",
+        description="Database connections of one API process (no overflow): requests that need "
+        "one beyond these wait up to 10 s, then get the busy 503.",
+    )
     stream_auth_recheck_seconds: float = Field(
         default=10.0,
         gt=0,
