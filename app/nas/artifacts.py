@@ -75,6 +75,20 @@ class ArtifactStore:
         """Where a successive-halving candidate waits between rungs."""
         return self.work_dir / f"trial_{number:04d}.keras"
 
+    def write_checkpoint(self, number: int, data: bytes) -> None:
+        """Keep trial ``number``'s model (with its optimizer) for a later continuation."""
+        path = self.checkpoint_path(number)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def read_checkpoint(self, number: int | None) -> bytes | None:
+        """Trial ``number``'s saved model, or None if there is none."""
+        if number is None:
+            return None
+        path = self.checkpoint_path(number)
+        return path.read_bytes() if path.exists() else None
+
     def saved_best_number(self) -> int | None:
         """Trial number of the best model already on disk (from an earlier attempt)."""
         path = self.root / ARCHITECTURE

@@ -1,7 +1,10 @@
-"""The narrow interface the service uses: `run_search`.
+"""The serial driver: `run_search` trains a whole search in this process, one trial at a time.
 
-Knows nothing of HTTP, SQL or the queue: it takes a validated `NasSpec`, trains candidates
-for real, reports progress through a `ProgressReporter` and writes artifacts to a folder.
+Knows nothing of HTTP, SQL or the queue: it takes a validated `NasSpec`, asks the spec's
+strategy through the planner (`app.nas.planner`), trains each trial with `train_trial`
+(`app.nas.trial`), reports progress through a `ProgressReporter` and writes artifacts to a
+folder. The service's workers drive the same planner and `train_trial` with trials as queue
+jobs (`app.pipeline.coordinator`); this driver serves tests, benchmarks and notebooks.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.nas.artifacts import ArtifactStore
-from app.nas.backend import freeze_heap
+from app.nas.backend import clear_backend_caches, freeze_heap
 from app.nas.datasets import Dataset, DatasetUnavailable, load_dataset
 from app.nas.limits import DEFAULT_MAX_TRAINABLE_PARAMS, ParamsCap
+from app.nas.planner import plan, view_of
 from app.nas.records import (
     ProgressReporter,
     SearchResult,
@@ -23,8 +27,9 @@ from app.nas.records import (
 )
 from app.nas.space import head_for, smallest_trainable_params
 from app.nas.spec import NasSpec
-from app.nas.strategies import STRATEGIES, SearchContext, SearchFailed
+from app.nas.strategies import STRATEGIES, SearchFailed, SearchSetup
 from app.nas.trainer import Cancelled
+from app.nas.trial import TrialRequest, train_trial
 
 __all__ = [
     "DatasetUnavailable",
@@ -33,8 +38,31 @@ __all__ = [
     "SearchResult",
     "TrialRecord",
     "TrialStart",
+    "load_setup",
     "run_search",
 ]
+
+
+def load_setup(spec: NasSpec, data: Dataset, max_trainable_params: int) -> SearchSetup:
+    """The run's `SearchSetup`; raises `SearchFailed` if even the smallest network is too big."""
+    head = head_for(data.task, data.n_classes, spec.search_space.final_activation)
+    cap = ParamsCap.for_run(max_trainable_params, spec.parameters.max_params)
+    smallest = smallest_trainable_params(spec.search_space, input_dim=data.input_dim, head=head)
+    if smallest > cap.limit:
+        raise SearchFailed(
+            f"the smallest architecture of this search space has {smallest:,} trainable "
+            f"parameters, over the cap of {cap.limit:,}; {cap.remedy('minimum')}"
+        )
+    return SearchSetup(spec=spec, input_dim=data.input_dim, head=head, cap=cap)
+
+
+def best_of(setup: SearchSetup, records: Sequence[TrialRecord]) -> TrialRecord | None:
+    """The completed trial with the best score (the lowest number among equals)."""
+    best = None
+    for rec in sorted(records, key=lambda r: r.number):
+        if rec.status == "completed" and setup.better(rec.score, best.score if best else None):
+            best = rec
+    return best
 
 
 def run_search(
@@ -51,24 +79,15 @@ def run_search(
     """Run the search described by ``spec`` and return its result.
 
     * ``completed_trials``: final records of an earlier, interrupted attempt with the same
-      spec. The seeded candidate sequence is regenerated and those trial numbers are not
-      trained again; their records count for ranking and for the budget.
+      spec: the strategy's history, so those trials are not trained again.
     * ``should_stop``: polled between trials, between epochs and every 10 batches; when it
       returns True the current trial is abandoned (not recorded) and the result is
       ``cancelled``.
     * ``budget.max_seconds``: checked at the same points; the run stops as soon as the time
-      is up (the interrupted trial is dropped) with status ``timed_out``, even if some
-      trials completed. A run that finishes its trials in time is ``completed``.
-    * Failed trials (non-finite loss, backend errors) are recorded ``failed`` and the search
-      goes on; once more than ``parameters.max_failed_trials`` failed (earlier attempts
-      included), `SearchFailed` is raised.
-    * ``dataset``: use this in-memory dataset instead of loading ``spec.dataset_id``.
-    * ``max_trainable_params``: the service's cap on trainable parameters per architecture
-      (``CEREBROS_MAX_TRAINABLE_PARAMS``); ``parameters.max_params`` can lower it. Candidates
-      over it are recorded ``failed`` (``skipped``) without being built and others are drawn
-      in their place; after `MAX_CONSECUTIVE_OVERSIZED` such draws in a row the result is
-      ``exhausted``. If even the smallest architecture of the space is over it,
-      `SearchFailed` is raised before any draw.
+      is up (the interrupted trial is dropped) with status ``timed_out``.
+    * Failed trials are recorded ``failed`` and the search goes on; once more than
+      ``parameters.max_failed_trials`` failed, `SearchFailed` is raised. Candidates over the
+      parameter cap are recorded ``failed`` (``skipped``) without being built.
 
     Raises `DatasetUnavailable` when the data cannot be loaded.
     """
@@ -81,60 +100,92 @@ def run_search(
         seed=params.seed,
         cache_dir=data_cache_dir,
     )
-    head = head_for(data.task, data.n_classes, spec.search_space.final_activation)
-    cap = ParamsCap.for_run(max_trainable_params, params.max_params)
-    smallest = smallest_trainable_params(spec.search_space, input_dim=data.input_dim, head=head)
-    if smallest > cap.limit:
-        raise SearchFailed(
-            f"the smallest architecture of this search space has {smallest:,} trainable "
-            f"parameters, over the cap of {cap.limit:,}; {cap.remedy('minimum')}"
-        )
+    setup = load_setup(spec, data, max_trainable_params)
     store = ArtifactStore(Path(artifacts_dir))
     store.write_preprocessing(data.preprocessing())
-    ctx = SearchContext(
-        spec=spec,
-        data=data,
-        head=head,
-        store=store,
-        cap=cap,
-        reporter=reporter,
-        should_stop=should_stop,
-        deadline=None if spec.budget.max_seconds is None else started + spec.budget.max_seconds,
-        # Skipped candidates take numbers too, so numbers may exceed max_trials.
-        reused={t.number: t for t in completed_trials},
-    )
-    strategy = STRATEGIES[params.strategy]()
+    strategy = STRATEGIES[params.strategy](setup)
+    records = {t.number: t for t in completed_trials}
+    best = best_of(setup, list(records.values()))
+    deadline = None if spec.budget.max_seconds is None else started + spec.budget.max_seconds
+
+    def timed_out() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
+
+    def stop_requested() -> bool:
+        return timed_out() or bool(should_stop and should_stop())
+
     freeze_heap()
-    message = ""
-    failure = ""
+    status: SearchStatus = "completed"
+    message = failure = ""
     try:
-        status: SearchStatus = strategy.run(ctx)
+        while True:
+            history = [view_of(r) for r in sorted(records.values(), key=lambda r: r.number)]
+            step = plan(strategy, history, max_active=1)
+            for rec in step.skipped:
+                records[rec.number] = rec
+                if reporter is not None:
+                    reporter.trial_finished(rec)
+            if step.done is not None:
+                status, message = step.done.status, step.done.reason
+                break
+            if not step.start:
+                continue  # only skips this time: ask again
+            if stop_requested():
+                raise Cancelled("stop requested")
+            request = TrialRequest.of(step.start[0].number, step.start[0].request)
+            number = request.number
+
+            def on_epoch(epoch: int, metrics: dict[str, float], n: int = number) -> None:
+                if reporter is not None:
+                    reporter.epoch_finished(n, epoch, metrics)
+
+            result = train_trial(
+                spec,
+                data,
+                request,
+                parent_model=store.read_checkpoint(request.parent),
+                on_start=reporter.trial_started if reporter is not None else None,
+                on_epoch=on_epoch,
+                should_stop=stop_requested,
+            )
+            rec = result.record
+            records[number] = rec
+            if result.checkpoint is not None:
+                store.write_checkpoint(number, result.checkpoint)
+            if rec.status == "completed" and setup.better(rec.score, best.score if best else None):
+                store.save_best(result.model, rec)
+                best = rec
+            del result
+            clear_backend_caches()  # the model is gone: free what the backend kept of it
+            store.write_history(records.values())
+            if reporter is not None:
+                reporter.trial_finished(rec)
     except Cancelled:
-        status = "timed_out" if ctx.timed_out() else "cancelled"
+        status = "timed_out" if timed_out() else "cancelled"
     except SearchFailed as exc:
         failure = str(exc)
     # After the handlers: the exception's traceback no longer holds the trial's model.
-    ctx.release()
+    clear_backend_caches()
+    if status != "cancelled":
+        store.drop_work_dir()  # kept after a cancel: a resume continues those models
     if failure:
         raise SearchFailed(failure)  # a new error, not chained to the trial's frames
-    if status == "exhausted":
-        message = ctx.exhausted_reason or "search space exhausted"
-    elif status == "timed_out":
+    if status == "timed_out":
         message = f"max_seconds={spec.budget.max_seconds} reached"
-    if ctx.best is not None and ctx.best.number != store.saved_best_number():
+    if best is not None and best.number != store.saved_best_number():
         # The best is a reused trial whose model this directory does not hold.
         message = (message + "; " if message else "") + "best model file is from another trial"
-    trials = sorted(ctx.records.values(), key=lambda t: t.number)
-    result = SearchResult(
+    trials = sorted(records.values(), key=lambda t: t.number)
+    result_ = SearchResult(
         status=status,
         objective=spec.resolved_objective,
         direction=spec.direction,
         trials=trials,
-        best=ctx.best,
-        total_epochs=ctx.total_epochs,
+        best=best,
+        total_epochs=sum(t.epochs_run for t in trials),
         message=message,
     )
     store.write_history(trials)
-    store.write_result(result.to_dict())
-    result.artifacts = store.paths()
-    return result
+    store.write_result(result_.to_dict())
+    result_.artifacts = store.paths()
+    return result_

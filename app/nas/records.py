@@ -103,6 +103,11 @@ class TrialRecord:
     duration_s: float = 0.0
     fingerprint: str = ""
     skipped: bool = False
+    #: The epochs the trial was asked to reach (its fidelity); 0 in records of old runs.
+    epochs_target: int = 0
+    #: A continuation (promotion) of this trial's saved model, from ``initial_epoch``.
+    parent: int | None = None
+    initial_epoch: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

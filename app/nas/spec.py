@@ -104,6 +104,13 @@ class Budget(BaseModel):
     max_trials: int = Field(default=10, ge=1, le=500)
     max_epochs: int | None = Field(default=None, ge=1, le=500, description="cap per trial")
     max_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    max_parallel_trials: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="most trials of this run training at once (default: no limit beyond the "
+        "live workers; each run keeps at most one queued trial per live worker)",
+    )
 
 
 class NasParameters(BaseModel):
@@ -111,7 +118,7 @@ class NasParameters(BaseModel):
 
     model_config = STRICT
 
-    strategy: Literal["random", "successive_halving"] = "random"
+    strategy: Literal["random", "successive_halving", "asha", "hyperband"] = "random"
     epochs: int = Field(default=10, ge=1, le=500)
     batch_size: int = Field(default=32, ge=1, le=4096)
     validation_split: float = Field(default=0.2, ge=0.05, le=0.5)
@@ -120,6 +127,19 @@ class NasParameters(BaseModel):
     reduction_factor: int = Field(default=3, ge=2, le=10)
     min_epochs: int = Field(default=1, ge=1, le=500)
     max_failed_trials: int = Field(default=5, ge=0, le=500)
+    max_trial_retries: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="times a trial whose worker died (killed, lost) is trained again "
+        "elsewhere before it is recorded failed",
+    )
+    brackets: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="hyperband: how many brackets (default: one per rung)",
+    )
     direction: Literal["max", "min"] | None = None
     max_params: int | None = Field(
         default=None,

@@ -151,15 +151,17 @@ def fit_candidate(
     on_epoch: EpochCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     check_every_batches: int = 10,
+    start_epoch: int = 0,
 ) -> FitOutcome:
     """Train a compiled ``model`` until it has run ``epochs`` epochs in total.
 
     Pass the previous ``outcome`` to continue a candidate (successive halving): training
-    resumes at epoch ``outcome.epochs_run`` and the history/score carry on. Raises
+    resumes at epoch ``outcome.epochs_run`` and the history/score carry on. A model loaded
+    from another trial's checkpoint starts at ``start_epoch`` (epoch numbers continue). Raises
     `Cancelled` or `TrialFailed`; any other backend exception is wrapped in `TrialFailed`.
     """
     outcome = outcome or FitOutcome()
-    if outcome.stopped_early or outcome.epochs_run >= epochs:
+    if outcome.stopped_early or start_epoch + outcome.epochs_run >= epochs:
         return outcome
     callback = _TrialCallback(
         outcome,
@@ -178,7 +180,7 @@ def fit_candidate(
             validation_data=(data.x_val, data.y_val),
             batch_size=batch_size,
             epochs=epochs,
-            initial_epoch=outcome.epochs_run,
+            initial_epoch=start_epoch + outcome.epochs_run,
             callbacks=[callback],
             verbose=0,
             shuffle=True,

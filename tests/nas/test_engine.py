@@ -68,16 +68,27 @@ def test_successive_halving_uses_fewer_epochs(
     )
     result = run_search(spec, artifacts_dir=tmp_path, reporter=reporter)
     assert result.status == "completed"
-    # Same seed, same candidates as the random search.
-    assert [t.fingerprint for t in result.trials] == [t.fingerprint for t in random_result.trials]
+    # Same seed, same new candidates as the random search; promotions are trials of their
+    # own that continue their parent's saved model.
+    roots = [t for t in result.trials if t.parent is None]
+    assert [t.fingerprint for t in roots] == [t.fingerprint for t in random_result.trials]
     assert result.total_epochs < random_result.total_epochs
-    statuses = sorted(t.status for t in result.trials)
-    assert statuses == ["completed", "pruned", "pruned", "pruned"]
-    pruned_epochs = sorted(t.epochs_run for t in result.trials if t.status == "pruned")
-    assert pruned_epochs == [1, 1, 2]  # 4 -> 2 -> 1 candidates at 1, 2, 4 epochs
-    assert result.best is not None and result.best.status == "completed"
-    assert result.best.epochs_run == 4
-    assert len(reporter.started) == 4  # once per trial, not once per rung
+    assert all(t.status == "completed" for t in result.trials)
+    # 4 candidates at 1 epoch; ASHA promotes the best 1/2 of each rung: 2 -> 2 epochs,
+    # then 1 -> 4 epochs.
+    by_number = {t.number: t for t in result.trials}
+    promotions = [t for t in result.trials if t.parent is not None]
+    assert sorted((t.initial_epoch, t.epochs_target) for t in promotions) == [
+        (1, 2),
+        (1, 2),
+        (2, 4),
+    ]
+    for child in promotions:
+        parent = by_number[child.parent or 0]
+        assert child.fingerprint == parent.fingerprint
+        assert child.epochs_run == child.epochs_target - child.initial_epoch
+        assert [h["epoch"] for h in child.history][0] == child.initial_epoch + 1
+    assert len(reporter.started) == len(result.trials)
     assert not (tmp_path / ".work").exists()
 
 
@@ -212,17 +223,17 @@ def test_resume_skips_completed_trials(tmp_path: Path, strategy: str) -> None:
     )
     assert interrupted.status == "cancelled"
     done = [TrialRecord.from_dict(t.to_dict()) for t in interrupted.trials]
-    # Random stops right after trial 2; SH records a rung's pruned trials together.
-    assert 2 <= len(done) < 4
+    assert len(done) == 2
+    full_numbers = {t.number for t in full.trials}
     second = RecordingReporter()
     resumed = run_search(
         spec, artifacts_dir=tmp_path / "run", reporter=second, completed_trials=done
     )
     assert resumed.status == "completed"
-    assert len(resumed.trials) == 4
+    assert len(resumed.trials) == len(full.trials)
     trained = {s.number for s in second.started}
     assert trained.isdisjoint({t.number for t in done})
-    assert trained | {t.number for t in done} == {1, 2, 3, 4}
+    assert trained | {t.number for t in done} == full_numbers
     for old in done:  # reused records are kept as they were
         assert resumed.trials[old.number - 1] == old
     assert [t.fingerprint for t in resumed.trials] == [t.fingerprint for t in full.trials]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import app.nas.strategies.base as base
+import app.nas.trial as base
 from app.config import Settings
 from app.nas.backend import keras
 from app.nas.builder import build_model
@@ -26,7 +26,7 @@ from app.nas.space import (
     smallest_trainable_params,
 )
 from app.nas.spec import DatasetOptions, NasParameters, SearchSpace
-from app.nas.strategies.base import MAX_CONSECUTIVE_OVERSIZED
+from app.nas.planner import MAX_CONSECUTIVE_OVERSIZED
 from tests.nas.conftest import RecordingReporter, small_spec
 
 #: Spaces that exercise every rule: skips, laterals, orphan repair, wide and narrow units.
@@ -245,7 +245,7 @@ def test_the_largest_space_trains_only_what_fits(tmp_path: Path, built: list[int
     assert all(trainable(t) > DEFAULT_MAX_TRAINABLE_PARAMS for t in result.trials if t.skipped)
 
 
-def test_resume_reuses_skips_and_trains_them_once_the_cap_allows(
+def test_resume_reuses_skips_and_a_skip_stays_final(
     tmp_path: Path, built: list[int]
 ) -> None:
     spec = small_spec(budget={"max_trials": 3}, parameters={"epochs": 1})
@@ -274,5 +274,12 @@ def test_resume_reuses_skips_and_trains_them_once_the_cap_allows(
         (4, False),
     ]
     assert [t.number for t in again.finished] == [3, 4]  # the skip is not reported twice
+    # A trial number ends once: with the cap raised since, the skip stays a skip (its
+    # record is final) and the budget is filled with the next candidates.
     raised = run_search(spec, artifacts_dir=tmp_path / "b", completed_trials=done)
-    assert [(t.number, t.skipped) for t in raised.trials] == [(1, False), (2, False), (3, False)]
+    assert [(t.number, t.skipped) for t in raised.trials] == [
+        (1, False),
+        (2, True),
+        (3, False),
+        (4, False),
+    ]

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import app.nas.backend as backend
-import app.nas.strategies.base as base
+import app.nas.trial as base
 import app.nas.trainer as trainer
 from app.nas.backend import keras
 from app.nas.builder import build_model

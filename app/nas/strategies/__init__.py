@@ -1,21 +1,42 @@
-"""Search strategies, by the name used in ``parameters.strategy``."""
+"""Search strategies, by the name used in ``parameters.strategy``.
+
+``successive_halving`` is the name runs submitted before ASHA existed used: it is ASHA
+now (asynchronous: promotions never wait for a rung to fill).
+"""
 
 from __future__ import annotations
 
-from app.nas.strategies.base import SearchContext, SearchFailed, Strategy
+from app.nas.strategies.asha import ASHA, Hyperband
+from app.nas.strategies.base import (
+    Decision,
+    Done,
+    NewTrial,
+    SearchFailed,
+    SearchSetup,
+    Strategy,
+    TrialView,
+    Wait,
+)
 from app.nas.strategies.random import RandomSearch
-from app.nas.strategies.successive_halving import SuccessiveHalving
 
 STRATEGIES: dict[str, type[Strategy]] = {
     RandomSearch.name: RandomSearch,
-    SuccessiveHalving.name: SuccessiveHalving,
+    ASHA.name: ASHA,
+    "successive_halving": ASHA,
+    Hyperband.name: Hyperband,
 }
 
 __all__ = [
+    "ASHA",
     "STRATEGIES",
+    "Decision",
+    "Done",
+    "Hyperband",
+    "NewTrial",
     "RandomSearch",
-    "SearchContext",
     "SearchFailed",
+    "SearchSetup",
     "Strategy",
-    "SuccessiveHalving",
+    "TrialView",
+    "Wait",
 ]

@@ -1,56 +1,60 @@
-"""Cerebros random search: train unique sampled architectures until the budget is used."""
+"""Cerebros random search: the seeded sequence of unique architectures, in order."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 
-from app.nas.records import SearchStatus
-from app.nas.strategies.base import SearchContext, Strategy
-from app.nas.trainer import TrialFailed
+from app.nas.strategies.base import Decision, Done, NewTrial, SearchSetup, Strategy, TrialView, Wait
+from app.nas.strategies.candidates import CandidateSequence
 
-__all__ = ["RandomSearch"]
+__all__ = ["RandomSearch", "next_candidate"]
+
+
+def next_candidate(
+    strategy: Strategy,
+    candidates: CandidateSequence,
+    history: Sequence[TrialView],
+    *,
+    epochs: int,
+    checkpoint: bool = False,
+) -> Decision:
+    """A new candidate from ``candidates`` while ``budget.max_trials`` is not used up.
+
+    Skipped candidates (over the parameter cap) do not use up the budget. When it is used
+    up, or the space has no new architecture, the answer is `Wait` while trials are active
+    and `Done` after.
+    """
+    budget = strategy.spec.budget.max_trials
+    new = sum(1 for t in history if t.is_new and not t.skipped)
+    active = any(t.active for t in history)
+    if new >= budget:
+        return Wait() if active else Done()
+    arch = candidates.next_unseen({t.fingerprint for t in history})
+    if arch is None:
+        if active:
+            return Wait()
+        return Done(
+            "exhausted",
+            f"search space exhausted: only {new} distinct architectures found for "
+            f"max_trials={budget}",
+        )
+    return NewTrial(arch, epochs=epochs, checkpoint=checkpoint)
 
 
 class RandomSearch(Strategy):
-    """Train the first max_trials candidates of the seeded, de-duplicated sequence in order.
+    """Train the first ``max_trials`` unique candidates of the seeded sequence.
 
-    Each trial trains for the spec's epochs per trial (early stopping may end it sooner).
-    Trials already in ``completed_trials`` are reused, not retrained. Candidates over the
-    parameter cap are recorded and replaced by the next ones (`SearchContext.candidates`).
-    If the space runs out of new architectures first the result is ``exhausted``.
+    Each trains for the spec's epochs per trial (early stopping may end it sooner). Same
+    seed, same architectures in the same order, whatever the number of workers.
     """
 
     name = "random"
 
-    def run(self, ctx: SearchContext) -> SearchStatus:
-        max_trials = ctx.spec.budget.max_trials
-        epochs = ctx.spec.epochs_per_trial
-        for index in range(max_trials):
-            candidates = ctx.candidates(index + 1)
-            if len(candidates) <= index:
-                return "exhausted"
-            candidate = candidates[index]
-            if ctx.reuse(candidate.number):
-                continue
-            ctx.check_stop()
-            started = time.monotonic()
-            error = ""
-            try:
-                model, outcome = ctx.train(candidate, epochs)
-                ctx.record(
-                    candidate,
-                    "completed",
-                    outcome=outcome,
-                    params_count=int(model.count_params()),
-                    duration_s=time.monotonic() - started,
-                    model=model,
-                )
-                del model
-            except TrialFailed as exc:
-                error = str(exc)
-            # Out of the handler, so the failed trial's frames (and its model) are gone.
-            ctx.release()
-            if error:
-                params = candidate.architecture.params_count()
-                ctx.failed(candidate, error, started, outcome=None, params_count=params)
-        return "completed"
+    def __init__(self, setup: SearchSetup) -> None:
+        super().__init__(setup)
+        self.candidates = CandidateSequence(setup)
+
+    def ask(self, history: Sequence[TrialView]) -> Decision:
+        return next_candidate(
+            self, self.candidates, history, epochs=self.spec.epochs_per_trial
+        )
