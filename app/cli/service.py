@@ -21,14 +21,33 @@ from app.config import get_settings
 from app.db.embedded import locate_cluster
 from app.observability.logs import LogFormat, bind_worker, configure_logging, logging_config
 from app.observability.metrics import serve_worker_metrics
+from app.queue.supervisor import (
+    Supervisor,
+    become_child,
+    default_processes,
+    probe_database,
+    tag_text_logs,
+)
 
 HostOpt = Annotated[str, typer.Option(help="Interface the API listens on.")]
 PortOpt = Annotated[int, typer.Option(help="TCP port of the API.")]
-ConcurrencyOpt = Annotated[int, typer.Option(help="Jobs one worker runs at once.")]
+ConcurrencyOpt = Annotated[
+    int, typer.Option(help="Jobs one worker process runs at once (each process, with --processes).")
+]
+ProcessesOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Worker processes (Keras trains one model per process); default: one per core. "
+        "1 runs the worker in this process.",
+        show_default=False,
+    ),
+]
 
 # Open SSE streams would hold a graceful shutdown forever; after this they are cut.
 GRACEFUL_SHUTDOWN_S = 10
 WORKER_STOP_S = 30
+# What a worker supervisor needs beyond WORKER_STOP_S to kill what is left and exit.
+SUPERVISOR_MARGIN_S = 10
 
 
 def setup_logging() -> None:
@@ -72,16 +91,42 @@ def worker(
     queue: Annotated[list[str] | None, typer.Option(help="Queues to take jobs from.")] = None,
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="Serve this worker's Prometheus metrics on this port (0: any free)."),
+        typer.Option(
+            help="Serve this worker's Prometheus metrics on this port (0: any free); "
+            "with --processes N, process k uses PORT+k-1."
+        ),
     ] = None,
     metrics_host: Annotated[
         str, typer.Option(help="Interface of the metrics port (0.0.0.0 in a container).")
     ] = "127.0.0.1",
+    processes: ProcessesOpt = None,
+    stop_timeout: Annotated[
+        float,
+        typer.Option(
+            help="With --processes N > 1: seconds the worker processes may finish their runs "
+            "after SIGTERM/SIGINT before they are killed (their runs are then retried)."
+        ),
+    ] = WORKER_STOP_S,
+    child: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Run a queue worker that executes NAS runs from the `ml` queue."""
+    """Run queue workers that execute NAS runs from the `ml` queue.
+
+    With --processes N > 1 (the default on a machine with several cores) a supervisor runs N
+    worker processes, restarts one that dies, and on SIGTERM/SIGINT lets each finish its run.
+    """
+    setup_logging()
+    count = default_processes() if processes is None else processes
+    if count < 1:
+        raise CliError("--processes must be at least 1")
+    if child is None and count > 1:
+        raise typer.Exit(
+            _supervise(count, concurrency, queue, metrics_port, metrics_host, stop_timeout)
+        )
+
     from app.queue.worker import run_worker
 
-    setup_logging()
+    if child is not None:
+        tag_text_logs(become_child(child))
     bind_worker(f"{socket.gethostname()}:{os.getpid()}")  # on every line of this process
     url = use_database(get_settings())
     settings = get_settings()
@@ -93,6 +138,35 @@ def worker(
     asyncio.run(
         run_worker(url, settings, queues=queue or [settings.queue_name], concurrency=concurrency)
     )
+
+
+def _supervise(
+    processes: int,
+    concurrency: int,
+    queues: list[str] | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    stop_timeout: float,
+) -> int:
+    """Run `processes` single workers under a supervisor (app/queue/supervisor.py)."""
+    bind_worker(f"{socket.gethostname()}:{os.getpid()}")
+    url = use_database(get_settings())  # resolved once (the embedded server started here)
+    problem = probe_database(url)
+    if problem is not None:
+        raise CliError(f"the database at {display_url(url)} is unusable: {problem}")
+
+    def command(index: int) -> list[str]:
+        argv = [sys.executable, "-m", "app.cli", "worker", "--processes", "1"]
+        argv += ["--child", str(index), "--concurrency", str(concurrency)]
+        for name in queues or []:
+            argv += ["--queue", name]
+        if metrics_port is not None:
+            port = metrics_port + index - 1 if metrics_port else 0
+            argv += ["--metrics-port", str(port), "--metrics-host", metrics_host]
+        return argv
+
+    env = {**os.environ, "DATABASE_URL": url}
+    return Supervisor(command, processes, env=env, stop_timeout_s=stop_timeout).run()
 
 
 def _print_local_token(base: str) -> None:
@@ -114,15 +188,24 @@ def _print_local_token(base: str) -> None:
     typer.echo(f'  curl -H "Authorization: Bearer $CEREBROS_TOKEN" {base}/runs')
 
 
-def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, concurrency: ConcurrencyOpt = 1) -> None:
-    """All in one: database (embedded if DATABASE_URL is unset), migrations, one worker, API.
+def up(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    concurrency: ConcurrencyOpt = 1,
+    processes: ProcessesOpt = None,
+) -> None:
+    """All in one: database (embedded if DATABASE_URL is unset), migrations, workers, API.
 
-    `cerebros down` (another terminal) or Ctrl+C stops the API and the worker; the embedded
-    database keeps running until `cerebros down`.
+    The worker runs --processes worker processes (one per core by default) under one
+    supervisor. `cerebros down` (another terminal) or Ctrl+C stops the API and the workers;
+    the embedded database keeps running until `cerebros down`.
     """
     from app.db.migrate import upgrade
 
     setup_logging()
+    count = default_processes() if processes is None else processes
+    if count < 1:
+        raise CliError("--processes must be at least 1")
     # Alembic's INFO lines would bury the database, token and curl lines printed below.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     data_dir = get_settings().data_dir
@@ -139,9 +222,9 @@ def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, concurrency: Concurren
     if get_settings().auth_enabled:
         _print_local_token(base)
     data_dir.mkdir(parents=True, exist_ok=True)
-    worker_proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker", "--concurrency", str(concurrency)]
-    )
+    worker_args = ["--processes", str(count), "--concurrency", str(concurrency)]
+    worker_args += ["--stop-timeout", str(WORKER_STOP_S)]
+    worker_proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", *worker_args])
     UpRecord(current(), Started.of(worker_proc.pid), base).write(data_dir)
     # uvicorn re-raises the SIGTERM it shut down on once it has finished; with the default
     # handler that would kill this process before the `finally` stops the worker.
@@ -151,9 +234,10 @@ def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, concurrency: Concurren
     finally:
         worker_proc.send_signal(signal.SIGTERM)
         try:
-            worker_proc.wait(timeout=WORKER_STOP_S)
+            # A supervisor gives its processes WORKER_STOP_S, then kills them and exits.
+            worker_proc.wait(timeout=WORKER_STOP_S + SUPERVISOR_MARGIN_S)
         except subprocess.TimeoutExpired:
-            worker_proc.kill()
+            worker_proc.kill()  # its worker processes die with it (app/queue/supervisor.py)
             worker_proc.wait()
         UpRecord.remove(data_dir, owner_pid=os.getpid())
 
@@ -171,9 +255,12 @@ def down() -> None:
         processes = record.alive()
         if processes:
             # The worker finishes its run for up to WORKER_STOP_S (it is retried at the
-            # next start after that); `up` waits for it before it exits.
-            stop_processes(processes, timeout=WORKER_STOP_S + GRACEFUL_SHUTDOWN_S + 10)
-            pids = ", ".join(str(p.pid) for p in processes)
+            # next start after that); `up` waits for it before it exits. A supervisor's
+            # worker processes get the stop from it, and are killed if they outlive it.
+            children = record.worker_children()
+            timeout = WORKER_STOP_S + SUPERVISOR_MARGIN_S + GRACEFUL_SHUTDOWN_S + 10
+            stop_processes(processes, timeout=timeout, descendants=children)
+            pids = ", ".join(str(p.pid) for p in processes + children)
             stopped.append(f"the API at {record.api} and its worker (pids {pids})")
         UpRecord.remove(settings.data_dir)
     if settings.database_url:

@@ -69,6 +69,16 @@ class UpRecord:
     def alive(self) -> list[psutil.Process]:
         return [p for p in (self.up.process(), self.worker and self.worker.process()) if p]
 
+    def worker_children(self) -> list[psutil.Process]:
+        """The processes the worker started (a supervisor's worker processes), if it runs."""
+        worker = self.worker and self.worker.process()
+        if not worker:
+            return []
+        try:
+            return list(worker.children(recursive=True))
+        except psutil.Error:
+            return []
+
     @staticmethod
     def remove(data_dir: Path, owner_pid: int | None = None) -> None:
         """Remove the record (only if `owner_pid` wrote it, when given)."""
@@ -95,15 +105,25 @@ def _wait(processes: list[psutil.Process], timeout: float) -> list[psutil.Proces
     return left
 
 
-def stop_processes(processes: list[psutil.Process], timeout: float = 60) -> None:
-    """SIGTERM each (the API ends its requests, the worker its run), SIGKILL after `timeout`."""
+def stop_processes(
+    processes: list[psutil.Process],
+    timeout: float = 60,
+    descendants: list[psutil.Process] | None = None,
+) -> None:
+    """SIGTERM each (the API ends its requests, the worker its run), SIGKILL after `timeout`.
+
+    `descendants` (a supervisor's worker processes) get no signal of ours (their parent passes
+    the stop on: a second SIGTERM would end a draining worker at once), but they are waited
+    for too, and killed with the rest after `timeout`.
+    """
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.send_signal(signal.SIGTERM)
-    for process in _wait(processes, timeout):
+    everyone = processes + (descendants or [])
+    for process in _wait(everyone, timeout):
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-    _wait(processes, 10)
+    _wait(everyone, 10)
 
 
 def current() -> Started:

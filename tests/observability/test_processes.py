@@ -76,7 +76,9 @@ def test_a_run_moves_the_counters_and_every_log_line_is_json(
     worker_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
     with api_server(env, tmp_path) as base:
         worker = start(
-            ["worker", "--metrics-port", str(metrics_port)], env, tmp_path / "worker.log"
+            ["worker", "--processes", "1", "--metrics-port", str(metrics_port)],
+            env,
+            tmp_path / "worker.log",
         )
         try:
             wait_http(worker_metrics)

@@ -81,7 +81,8 @@ def api_server(env: dict[str, str], log_dir: Path) -> Iterator[str]:
 def worker_process(
     env: dict[str, str], log_dir: Path, name: str = "worker"
 ) -> Iterator[subprocess.Popen[bytes]]:
-    proc = start(["worker"], env, log_dir / f"{name}.log")
+    # One process, as these tests count on (`worker` alone runs one per core).
+    proc = start(["worker", "--processes", "1"], env, log_dir / f"{name}.log")
     try:
         yield proc
     finally:
