@@ -151,7 +151,17 @@ class Trial(Base):
     error: Mapped[str | None] = mapped_column(Text)
     duration_s: Mapped[float | None] = mapped_column(Float)
     record: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    started_at: Mapped[datetime] = mapped_column(
+    # Trials as queue jobs (migration 0014): what to train, its job, who trained it.
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    parent: Mapped[int | None] = mapped_column(Integer)
+    epochs_target: Mapped[int | None] = mapped_column(Integer)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    queued_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp()
+    )
+    started_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

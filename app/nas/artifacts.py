@@ -15,6 +15,7 @@ Layout (only what must be kept):
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -45,6 +46,45 @@ __all__ = [
 ]
 
 WORK_DIR = ".work"  # successive-halving checkpoints between rungs; removed at the end
+
+
+def history_csv(trials: Iterable[TrialRecord]) -> str:
+    """history.csv: one row per (trial, epoch) with every metric, like Cerebros' oracle.csv."""
+    rows: list[dict[str, Any]] = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        for metrics in trial.history:
+            row: dict[str, Any] = {"trial": trial.number, "status": trial.status}
+            row.update(metrics)
+            row["epoch"] = int(metrics.get("epoch", 0))
+            rows.append(row)
+    fields = ["trial", "status", "epoch"]
+    for row in rows:
+        fields.extend(k for k in row if k not in fields)
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def architecture_doc(record: TrialRecord) -> dict[str, Any]:
+    """architecture.json: the best trial's architecture with its number and score."""
+    return {
+        "trial_number": record.number,
+        "score": record.score,
+        "best_epoch": record.best_epoch,
+        "params_count": record.params_count,
+        "hyperparameters": record.hyperparameters,
+        "architecture": record.architecture,
+    }
+
+
+def best_model_bytes(model: Any, preprocessing: Preprocessing) -> bytes:
+    """The best_model.keras file of ``model``: wrapped in the run's preprocessing, uncompiled."""
+    from app.nas.model_bytes import model_to_bytes  # keras: lazily, for the API
+    from app.nas.preprocessing import export_model
+
+    return model_to_bytes(export_model(model, preprocessing))
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -112,17 +152,7 @@ class ArtifactStore:
         tmp = self.root / "best_model.tmp.keras"  # keras insists on the .keras suffix
         export_model(model, self.preprocessing).save(tmp)
         os.replace(tmp, self.best_model_path)
-        _write_json(
-            self.root / ARCHITECTURE,
-            {
-                "trial_number": record.number,
-                "score": record.score,
-                "best_epoch": record.best_epoch,
-                "params_count": record.params_count,
-                "hyperparameters": record.hyperparameters,
-                "architecture": record.architecture,
-            },
-        )
+        _write_json(self.root / ARCHITECTURE, architecture_doc(record))
 
     def write_preprocessing(self, preprocessing: Preprocessing) -> None:
         """Record the run's preprocessing; `save_best` wraps every best model in it."""
@@ -134,21 +164,8 @@ class ArtifactStore:
 
     def write_history(self, trials: Iterable[TrialRecord]) -> None:
         """Rewrite history.csv from all records (small: trials x epochs rows)."""
-        rows: list[dict[str, Any]] = []
-        for trial in sorted(trials, key=lambda t: t.number):
-            for metrics in trial.history:
-                row: dict[str, Any] = {"trial": trial.number, "status": trial.status}
-                row.update(metrics)
-                row["epoch"] = int(metrics.get("epoch", 0))
-                rows.append(row)
-        fields = ["trial", "status", "epoch"]
-        for row in rows:
-            fields.extend(k for k in row if k not in fields)
         tmp = self.root / (HISTORY + ".tmp")
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+        tmp.write_text(history_csv(trials))
         os.replace(tmp, self.root / HISTORY)
 
     def drop_work_dir(self) -> None:

@@ -21,7 +21,7 @@ from app.pipeline.run_lock import run_lock
 from app.pipeline.run_saga import abort_run, run_pipeline, saga_unfinished
 from app.runs import repository
 from app.runtime import Runtime
-from app.saga import StepInterrupted
+from app.saga import StepInterrupted, StepSuspended
 from app.schemas.runs import RunError
 
 log = logging.getLogger(__name__)
@@ -30,12 +30,18 @@ __all__ = ["RunFailed", "execute_run_job"]
 
 
 async def execute_run_job(
-    runtime: Runtime, run_id: uuid.UUID, *, final_attempt: bool = False
+    runtime: Runtime,
+    run_id: uuid.UUID,
+    *,
+    final_attempt: bool = False,
+    trials_via_queue: bool = False,
 ) -> None:
-    """Execute (or resume) the run; return only when it is final.
+    """Execute (or resume) the run; return only when it is final, or waits on its trials.
 
-    Raises `RunFailed` when the run ended failed and `TransientError` when the job should
-    be retried (the saga resumes where it stopped).
+    With ``trials_via_queue`` (a worker's job) the run's trials are queue jobs: the job
+    returns while they train, and the end of each defers the run's next job. Raises
+    `RunFailed` when the run ended failed and `TransientError` when the job should be
+    retried (the saga resumes where it stopped).
     """
     async with run_lock(runtime.engine, run_id):
         async with runtime.sessions.begin() as session:
@@ -51,7 +57,13 @@ async def execute_run_job(
             except ValidationError as exc:
                 message = f"invalid run spec: {exc.errors(include_url=False)}"
                 raise InvalidJobArguments(message) from exc
-            await run_pipeline(runtime, run, spec, final_attempt=final_attempt)
+            await run_pipeline(
+                runtime, run, spec, final_attempt=final_attempt, trials_via_queue=trials_via_queue
+            )
+        except StepSuspended as suspended:
+            # Trials train on the workers; the last of them to end defers our next job.
+            log.info("run %s: %s", run_id, suspended)
+            return
         except RunFailed:
             raise
         except InvalidJobArguments as exc:

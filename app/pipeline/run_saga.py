@@ -14,7 +14,7 @@ from app.events.publish import RunEvents
 from app.nas.spec import NasSpec
 from app.pipeline.errors import RunFailed
 from app.pipeline.steps import RunSteps
-from app.runs import repository, trials
+from app.runs import repository, trial_jobs, trials
 from app.runtime import Runtime
 from app.saga import (
     FaultInjector,
@@ -153,7 +153,12 @@ def _runner(resources: Runtime, run_id: uuid.UUID, final: bool) -> SagaRunner:
 
 
 async def run_pipeline(
-    resources: Runtime, run: Run, spec: NasSpec, *, final_attempt: bool = True
+    resources: Runtime,
+    run: Run,
+    spec: NasSpec,
+    *,
+    final_attempt: bool = True,
+    trials_via_queue: bool = False,
 ) -> None:
     """Run (or resume) the run's saga; on success the run is already `succeeded` (its pivot).
 
@@ -168,6 +173,8 @@ async def run_pipeline(
         run.id,
         spec=spec,
         database_url=resources.database_url,
+        runtime=resources,
+        trials_via_queue=trials_via_queue,
     )
     try:
         await _runner(resources, run.id, final_attempt).run(
@@ -238,6 +245,7 @@ async def record_failure(
         cancelled = run.cancel_requested_at is not None
         status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
         await repository.finish_run(session, run_id, status, error=error)
+        await trial_jobs.cancel_trial_jobs(session, run_id)  # before: it reads their rows
         await trials.cancel_unfinished(session, run_id)
         payload = {"step": error.step, "error": error.type, "message": error.message}
         await RunEvents(sessions, run_id).publish(

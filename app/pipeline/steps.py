@@ -10,40 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.datasets.service import load_run_dataset
 from app.db.models import RunStatus
 from app.errors import CerebrosError, EngineDisabled
 from app.events import names
 from app.events.publish import RunEvents
 from app.nas.artifacts import remove_artifacts
-from app.nas.records import SearchResult, SearchStatus
 from app.nas.spec import NasSpec
-from app.pipeline.progress import CancelWatcher, DatabaseReporter
-from app.runs import repository, trials
-from app.saga import StepContext, StepInterrupted, StepRejected
-from app.schemas.runs import Direction, RunError, RunSummary
+from app.pipeline.outcome import InvalidResult, RunCancelled, SearchOutcome
+from app.pipeline.run_data import run_dataset
+from app.runs import repository
+from app.runs.artifacts import delete_artifacts
+from app.runtime import Runtime
+from app.saga import StepContext, StepInterrupted, StepRejected, StepSuspended
+from app.schemas.runs import RunError, RunSummary
 
 P = ParamSpec("P")
-ENGINE_LOCK = asyncio.Lock()
 T = TypeVar("T")
-
-
-class InvalidResult(CerebrosError):
-    """The engine's result does not hold what a finished run must have."""
-
-
-class RunCancelled(StepRejected):
-    """The user asked to cancel the run while it was running (the saga fails and is undone)."""
 
 
 def interrupt_on_transient(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -64,86 +55,6 @@ def interrupt_on_transient(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitab
             raise
 
     return wrapper
-
-
-class BestTrial(BaseModel):
-    """The best trial as `execute_nas_run` keeps it (its history is in the trials table)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    number: int | None = None
-    score: float | None = None
-    architecture: dict[str, Any] = Field(default_factory=dict)
-    hyperparameters: dict[str, Any] | None = None
-
-
-class SearchOutcome(BaseModel):
-    """`execute_nas_run`'s durable result: the engine's `SearchResult` without its trials."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    status: SearchStatus
-    objective: str
-    direction: Direction
-    best: BestTrial | None = None
-    trials_completed: int = 0
-    trials_total: int | None = None
-    total_epochs: int | None = None
-    artifacts: dict[str, str] = Field(default_factory=dict)
-    message: str = ""
-
-    @classmethod
-    def of(cls, result: SearchResult) -> SearchOutcome:
-        best = result.best
-        return cls(
-            status=result.status,
-            objective=result.objective,
-            direction=result.direction,
-            best=None
-            if best is None
-            else BestTrial(
-                number=best.number,
-                score=best.score,
-                architecture=best.architecture,
-                hyperparameters=best.hyperparameters,
-            ),
-            trials_completed=result.trials_completed,
-            trials_total=len(result.trials),
-            total_epochs=result.total_epochs,
-            artifacts=dict(result.artifacts),
-            message=result.message,
-        )
-
-    def summary(self) -> RunSummary:
-        """The run's result: what a finished search must hold, checked once, here.
-
-        Raises `RunCancelled` for a search the user stopped and `InvalidResult` for one
-        without a completed trial or a best trial with a finite score and an architecture.
-        """
-        status = self.status
-        if status == "cancelled":
-            raise RunCancelled("the run was cancelled by the user")
-        if self.trials_completed < 1:
-            raise InvalidResult(f"no trial completed ({self.message or 'no message'})")
-        best = self.best or BestTrial()
-        if best.score is None or not math.isfinite(best.score):
-            raise InvalidResult("the best trial has no finite score")
-        if not best.architecture:
-            raise InvalidResult("the best trial has no architecture")
-        return RunSummary(
-            status=status,
-            objective=self.objective,
-            direction=self.direction,
-            best_score=best.score,
-            best_trial=best.number,
-            best_architecture=best.architecture,
-            best_hyperparameters=best.hyperparameters,
-            trials_completed=self.trials_completed,
-            trials_total=self.trials_total,
-            total_epochs=self.total_epochs,
-            artifacts=self.artifacts,
-            message=self.message,
-        )
 
 
 def undo_reason(failure: Mapping[str, Any] | None) -> str:
@@ -170,12 +81,16 @@ class RunSteps:
         *,
         spec: NasSpec | None = None,
         database_url: str | None = None,
+        runtime: Runtime | None = None,
+        trials_via_queue: bool = False,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.run_id = run_id
         self._spec = spec
         self.database_url = database_url
+        self.runtime = runtime
+        self.trials_via_queue = trials_via_queue
         self.events = RunEvents(sessions, run_id)
 
     @property
@@ -225,46 +140,41 @@ class RunSteps:
 
     @interrupt_on_transient
     async def execute_nas_run(self, ctx: StepContext) -> dict[str, Any]:
-        from app.nas.engine import run_search  # Keras: imported where a search runs
+        """Coordinate the search (`app.pipeline.coordinator`); its outcome is the result.
 
-        async with self.sessions() as session:
-            done = await trials.finished_records(session, self.run_id)
-        reporter = DatabaseReporter(self.sessions, self.run_id, asyncio.get_running_loop())
-        watcher = CancelWatcher(self.sessions, self.run_id, self.database_url)
+        With trials via the queue the step suspends while trials train elsewhere and reruns
+        when one ends; inline, this process trains them and the step returns when done.
+        """
+        # Keras: imported where a search runs, never by the API.
+        from app.nas.engine import load_setup
+        from app.pipeline.coordinator import Coordinator
+        from app.pipeline.trial_job import execute_trial
 
-        def should_stop() -> bool:
-            return watcher.should_stop() or reporter.error is not None
-
-        watch_task = asyncio.create_task(watcher.watch())
-        try:
-            # Keras state is per process (clear_session): one search at a time per worker.
-            async with ENGINE_LOCK, reporter:
-                dataset = await load_run_dataset(  # an uploaded one, from Postgres; else None
-                    self.sessions, self.spec, self.settings.resolved_dataset_cache_dir
-                )
-                result = await asyncio.to_thread(
-                    run_search,
-                    self.spec,
-                    dataset=dataset,
-                    artifacts_dir=self.artifacts_dir,
-                    reporter=reporter,
-                    should_stop=should_stop,
-                    completed_trials=done,
-                    data_cache_dir=self.settings.resolved_dataset_cache_dir,
-                    max_trainable_params=self.settings.max_trainable_params,
-                )
-        finally:
-            watch_task.cancel()
-        if reporter.error is not None:
-            raise reporter.error
-        return SearchOutcome.of(result).model_dump(mode="json")
+        if self.runtime is None:
+            raise RuntimeError(f"run {self.run_id}: these steps were built without a runtime")
+        data = await run_dataset(self.runtime, self.run_id, self.spec)
+        setup = load_setup(self.spec, data, self.settings.max_trainable_params)
+        coordinator = Coordinator(
+            self.runtime, self.run_id, self.spec, setup, data, via_queue=self.trials_via_queue
+        )
+        while True:
+            step = await coordinator.advance()
+            if step.outcome is not None:
+                return step.outcome.model_dump(mode="json")
+            if self.trials_via_queue:
+                raise StepSuspended(f"waiting for trials {sorted(step.active + step.queued)}")
+            # Inline: train here what is queued (and what a crashed attempt left running).
+            for number in sorted(step.active + step.queued):
+                await execute_trial(self.runtime, self.run_id, number, via_queue=False)
 
     async def remove_artifacts(self, ctx: StepContext, result: Any) -> None:
-        """Undo of `execute_nas_run`."""
+        """Undo of `execute_nas_run`: its artifacts, in Postgres and any old folder on disk."""
+        async with self.sessions.begin() as session:
+            await delete_artifacts(session, self.run_id)
         await asyncio.to_thread(remove_artifacts, self.artifacts_dir)
 
     async def compensate_nas_run(self, ctx: StepContext, error: BaseException) -> None:
-        await asyncio.to_thread(remove_artifacts, self.artifacts_dir)
+        await self.remove_artifacts(ctx, None)
 
     async def process_results(self, ctx: StepContext, result: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -7,7 +7,8 @@ import procrastinate
 from app.config import Settings, get_settings
 from app.db.urls import libpq_url
 from app.queue.connector import ResilientPsycopgConnector
-from app.queue.tasks import RUN_NAS_TASK, register_tasks
+from app.queue.tasks import register_tasks
+from app.runs.trial_jobs import RUN_NAS_TASK
 
 __all__ = ["RUN_NAS_TASK", "create_queue_app"]
 

@@ -11,11 +11,11 @@ from procrastinate import JobContext
 from app.config import Settings
 from app.errors import CerebrosError, InvalidJobArguments
 from app.queue.retry import RetryRetryableErrors
+from app.runs.trial_jobs import RUN_NAS_TASK, RUN_TRIAL_TASK
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-RUN_NAS_TASK = "cerebros.run_nas"
 RUNTIME_KEY = "runtime"  # the worker's `additional_context` entry holding its `Runtime`
 
 
@@ -41,6 +41,17 @@ def register_tasks(app: procrastinate.App, settings: Settings) -> None:
             exponential_wait=max(1, round(settings.job_retry_wait_seconds)),
         ),
     )(run_nas)
+    app.task(
+        name=RUN_TRIAL_TASK,
+        queue=settings.queue_name,
+        pass_context=True,
+        # A database blip while recording is retried; a worker that died mid-trial is the
+        # stalled-job recovery's (bounded by the spec's max_trial_retries, counted on the row).
+        retry=RetryRetryableErrors(
+            max_attempts=settings.job_max_attempts,
+            exponential_wait=max(1, round(settings.job_retry_wait_seconds)),
+        ),
+    )(run_trial)
 
 
 def runtime_of(context: JobContext) -> Runtime:
@@ -68,4 +79,22 @@ async def run_nas(context: JobContext, run_id: str) -> None:
         raise InvalidJobArguments(f"run_id {run_id!r} is not a UUID") from None
     runtime = runtime_of(context)
     final_attempt = job.attempts + 1 >= runtime.settings.job_max_attempts
-    await execute_run_job(runtime, parsed, final_attempt=final_attempt)
+    await execute_run_job(runtime, parsed, final_attempt=final_attempt, trials_via_queue=True)
+
+
+async def run_trial(context: JobContext, run_id: str, trial: int) -> None:
+    """Train one trial of a run, then defer the run's next advance."""
+    from app.pipeline.trial_job import execute_trial_job  # Keras: see run_nas
+
+    job = context.job
+    try:
+        parsed = uuid.UUID(str(run_id))
+        number = int(trial)
+    except (TypeError, ValueError):
+        log.error("job %s: invalid arguments %r, %r; failing", job.id, run_id, trial)
+        raise InvalidJobArguments(f"run_id {run_id!r} / trial {trial!r} are invalid") from None
+    runtime = runtime_of(context)
+    final_attempt = job.attempts + 1 >= runtime.settings.job_max_attempts
+    await execute_trial_job(
+        runtime, parsed, number, final_attempt=final_attempt, trials_via_queue=True
+    )

@@ -121,3 +121,132 @@ async def list_trials(session: AsyncSession, run_id: uuid.UUID) -> list[Trial]:
 async def get_trial(session: AsyncSession, run_id: uuid.UUID, number: int) -> Trial | None:
     stmt = select(Trial).where(Trial.run_id == run_id, Trial.number == number)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# -- trials as queue jobs -------------------------------------------------------------
+
+
+async def queue_trial(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    number: int,
+    request: dict[str, Any],
+    *,
+    hyperparameters: dict[str, Any],
+    params_count: int,
+) -> None:
+    """Record trial ``number`` as queued with what its job will train (`TrialRequest`)."""
+    await session.execute(
+        insert(Trial).values(
+            run_id=run_id,
+            number=number,
+            status=TrialStatus.QUEUED,
+            request=request,
+            architecture=request["architecture"],
+            hyperparameters=hyperparameters,
+            params_count=params_count,
+            parent=request.get("parent"),
+            epochs_target=request["epochs"],
+            started_at=None,
+        )
+    )
+
+
+async def set_trial_job(session: AsyncSession, run_id: uuid.UUID, number: int, job_id: int) -> None:
+    await session.execute(
+        update(Trial).where(Trial.run_id == run_id, Trial.number == number).values(job_id=job_id)
+    )
+
+
+async def get_trial_for_update(
+    session: AsyncSession, run_id: uuid.UUID, number: int
+) -> Trial | None:
+    stmt = select(Trial).where(Trial.run_id == run_id, Trial.number == number).with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def claim_trial(
+    session: AsyncSession, run_id: uuid.UUID, number: int, *, worker: str
+) -> None:
+    """Mark the (locked, unfinished) trial running on ``worker``; count the attempt."""
+    await session.execute(
+        update(Trial)
+        .where(Trial.run_id == run_id, Trial.number == number)
+        .values(
+            status=TrialStatus.RUNNING,
+            worker=worker,
+            attempts=Trial.attempts + 1,
+            started_at=func.clock_timestamp(),
+            history=[],
+            epochs_run=0,
+        )
+    )
+
+
+async def end_trial(session: AsyncSession, run_id: uuid.UUID, record: TrialRecord) -> bool:
+    """Store the final record of a trial that is still unfinished; False if it already ended.
+
+    The condition is what makes each trial number end exactly once, whatever raced with it
+    (a retried job, the run's cancellation).
+    """
+    values = {
+        "status": TrialStatus(record.status),
+        "params_count": record.params_count,
+        "score": record.score,
+        "best_epoch": record.best_epoch,
+        "epochs_run": record.epochs_run,
+        "history": record.history,
+        "error": record.error,
+        "duration_s": record.duration_s,
+        "record": record.to_dict(),
+        "finished_at": func.clock_timestamp(),
+    }
+    result = await session.execute(
+        update(Trial)
+        .where(
+            Trial.run_id == run_id,
+            Trial.number == record.number,
+            Trial.status.in_(UNFINISHED),
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def cancel_trial(session: AsyncSession, run_id: uuid.UUID, number: int) -> bool:
+    """End one unfinished trial as cancelled; False if it had already ended."""
+    result = await session.execute(
+        update(Trial)
+        .where(Trial.run_id == run_id, Trial.number == number, Trial.status.in_(UNFINISHED))
+        .values(status=TrialStatus.CANCELLED, finished_at=func.clock_timestamp())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def unfinished_job_ids(session: AsyncSession, run_id: uuid.UUID) -> list[int]:
+    """Queue job ids of the run's queued or running trials."""
+    stmt = select(Trial.job_id).where(
+        Trial.run_id == run_id, Trial.status.in_(UNFINISHED), Trial.job_id.is_not(None)
+    )
+    return [int(j) for j in (await session.execute(stmt)).scalars() if j is not None]
+
+
+async def history_rows(session: AsyncSession, run_id: uuid.UUID) -> list[Trial]:
+    """Every trial of the run in number order, for its strategy (`app.nas.planner`)."""
+    return await list_trials(session, run_id)
+
+
+async def best_completed(session: AsyncSession, run_id: uuid.UUID, direction: str) -> Trial | None:
+    """The completed trial with the best score (lowest number among equals)."""
+    order = Trial.score.desc() if direction == "max" else Trial.score.asc()
+    stmt = (
+        select(Trial)
+        .where(
+            Trial.run_id == run_id,
+            Trial.status == TrialStatus.COMPLETED,
+            Trial.score.is_not(None),
+        )
+        .order_by(order, Trial.number)
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -62,6 +62,15 @@ class StepInterrupted(SagaError):
     """
 
 
+class StepSuspended(StepInterrupted):
+    """Raise from a step that waits on work done elsewhere (trials as queue jobs).
+
+    Like an interruption the saga stays 'running' and the step reruns on resume, but
+    nothing is wrong: the caller ends its job, and whoever finishes the awaited work resumes
+    the saga (for the run saga: a finished trial defers the run's next job).
+    """
+
+
 class UndoIncomplete(StepInterrupted):
     """Some undo failed and this is not the caller's last attempt: the saga stays failing.
 

@@ -87,7 +87,7 @@ def test_successive_halving_uses_fewer_epochs(
         parent = by_number[child.parent or 0]
         assert child.fingerprint == parent.fingerprint
         assert child.epochs_run == child.epochs_target - child.initial_epoch
-        assert [h["epoch"] for h in child.history][0] == child.initial_epoch + 1
+        assert child.history[0]["epoch"] == child.initial_epoch + 1
     assert len(reporter.started) == len(result.trials)
     assert not (tmp_path / ".work").exists()
 

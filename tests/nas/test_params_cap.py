@@ -18,6 +18,7 @@ from app.nas.builder import build_model
 from app.nas.datasets import load_dataset
 from app.nas.engine import SearchFailed, TrialRecord, run_search
 from app.nas.limits import DEFAULT_MAX_TRAINABLE_PARAMS, ParamsCap
+from app.nas.planner import MAX_CONSECUTIVE_OVERSIZED
 from app.nas.space import (
     Architecture,
     architectures,
@@ -26,7 +27,6 @@ from app.nas.space import (
     smallest_trainable_params,
 )
 from app.nas.spec import DatasetOptions, NasParameters, SearchSpace
-from app.nas.planner import MAX_CONSECUTIVE_OVERSIZED
 from tests.nas.conftest import RecordingReporter, small_spec
 
 #: Spaces that exercise every rule: skips, laterals, orphan repair, wide and narrow units.
@@ -245,9 +245,7 @@ def test_the_largest_space_trains_only_what_fits(tmp_path: Path, built: list[int
     assert all(trainable(t) > DEFAULT_MAX_TRAINABLE_PARAMS for t in result.trials if t.skipped)
 
 
-def test_resume_reuses_skips_and_a_skip_stays_final(
-    tmp_path: Path, built: list[int]
-) -> None:
+def test_resume_reuses_skips_and_a_skip_stays_final(tmp_path: Path, built: list[int]) -> None:
     spec = small_spec(budget={"max_trials": 3}, parameters={"epochs": 1})
     first = RecordingReporter()
     interrupted = run_search(

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import app.nas.backend as backend
-import app.nas.trial as base
 import app.nas.trainer as trainer
+import app.nas.trial as base
 from app.nas.backend import keras
 from app.nas.builder import build_model
 from app.nas.datasets import Dataset, load_dataset

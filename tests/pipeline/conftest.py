@@ -78,3 +78,13 @@ async def load_run(sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID
         run = await session.get(Run, run_id)
     assert run is not None
     return run
+
+
+async def stored_artifacts(
+    sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID
+) -> set[str]:
+    """Names of the run's artifacts in Postgres (run_artifacts)."""
+    from app.runs.artifacts import list_artifacts
+
+    async with sessions() as session:
+        return {a.name for a in await list_artifacts(session, run_id)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,7 +14,7 @@ from app.pipeline.job import RunFailed, execute_run_job
 from app.queue.retry import TransientError
 from app.runtime import Runtime
 from app.saga.models import SagaRow, SagaStepRow
-from tests.pipeline.conftest import event_names, load_run
+from tests.pipeline.conftest import event_names, load_run, stored_artifacts
 
 UNDOABLE = ("publish_start_event", "execute_nas_run")
 
@@ -75,7 +74,7 @@ async def assert_ended_right(resources: Runtime, run_id: uuid.UUID) -> str:
         assert run.result is not None and run.error is None
         assert saga is not None and saga.status == "succeeded"
         assert all(s.state == "succeeded" for s in steps.values())
-        assert Path(run.result["artifacts"]["best_model"]).is_file()
+        assert run.result["artifacts"]["best_model"] in await stored_artifacts(sessions, run_id)
         return run.status
     assert run.status in ("failed", "cancelled"), run.status
     assert names.RUN_COMPLETED not in emitted, emitted
@@ -87,6 +86,7 @@ async def assert_ended_right(resources: Runtime, run_id: uuid.UUID) -> str:
     assert emitted == expected, emitted
     assert run.result is None
     assert not artifacts.exists(), "artifacts of a failed run were left on disk"
+    assert not await stored_artifacts(sessions, run_id), "a failed run's artifacts were kept"
     if saga is not None:
         assert saga.status == "failed"
         for name in UNDOABLE:

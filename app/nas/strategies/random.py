@@ -55,6 +55,4 @@ class RandomSearch(Strategy):
         self.candidates = CandidateSequence(setup)
 
     def ask(self, history: Sequence[TrialView]) -> Decision:
-        return next_candidate(
-            self, self.candidates, history, epochs=self.spec.epochs_per_trial
-        )
+        return next_candidate(self, self.candidates, history, epochs=self.spec.epochs_per_trial)

@@ -1,0 +1,230 @@
+"""A run's coordinating step: ask the strategy, queue what it says, finish when it is done.
+
+`execute_nas_run` calls `Coordinator.run`. One advance is one transaction, with the run row
+locked (as `cancel_run` and every trial's end lock it): read the trials table, plan
+(`app.nas.planner`: the strategy's choices, numbers, the parameter cap, the failure
+limit), record the skipped candidates, insert the new trials as ``queued`` with their
+`cerebros.run_trial` jobs. Then:
+
+* trials via the queue (workers): the step suspends (`StepSuspended`) and the job ends
+  without holding a worker; each trial's end defers the run's next advance, which resumes
+  the saga here. A crash anywhere is "ask again from the table".
+* inline (`cerebros run --local`, in-process tests): this process trains the queued trials
+  itself, with the same `execute_trial` a trial job runs, and asks again.
+
+When the strategy is done and no trial is active, the run's artifacts are completed in
+Postgres (history, result, preprocessing; the best model is already there, written by the
+trial that became the best) and the search's outcome is the step's result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+
+import procrastinate
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Run, Trial
+from app.events.publish import RunEvents
+from app.nas.artifact_names import (
+    ARCHITECTURE,
+    BEST_MODEL,
+    CHECKPOINTS,
+    HISTORY,
+    PREPROCESSING,
+    RESULT,
+    media_type_of,
+)
+from app.nas.artifacts import history_csv
+from app.nas.datasets import Dataset
+from app.nas.planner import plan, view_of
+from app.nas.records import SearchStatus, TrialRecord
+from app.nas.space import Architecture
+from app.nas.spec import NasSpec
+from app.nas.strategies import STRATEGIES, SearchSetup, Strategy, TrialView
+from app.nas.trial import TrialRequest
+from app.pipeline.outcome import BestTrial, SearchOutcome
+from app.pipeline.trial_events import trial_finished
+from app.runs import artifacts, repository, trial_jobs, trials
+from app.runtime import Runtime
+
+__all__ = ["Advance", "Coordinator", "view_of_row"]
+
+
+def view_of_row(row: Trial) -> TrialView:
+    """A trials-table row as its strategy sees it."""
+    if row.record is not None:
+        record = TrialRecord.from_dict(row.record)
+        return view_of(record, status=str(row.status))
+    request = row.request or {}
+    arch = request.get("architecture") or row.architecture or {}
+    return TrialView(
+        number=row.number,
+        status=str(row.status),  # type: ignore[arg-type]  # a TrialStatus value
+        architecture=Architecture.from_dict(arch),
+        epochs=int(request.get("epochs") or row.epochs_target or row.epochs_run or 0),
+        initial_epoch=int(request.get("initial_epoch") or 0),
+        parent=row.parent,
+    )
+
+
+@dataclass
+class Advance:
+    """What one advance did: the trials it queued, and the outcome once the search is over."""
+
+    queued: list[int] = field(default_factory=list)
+    active: list[int] = field(default_factory=list)
+    outcome: SearchOutcome | None = None
+
+
+@dataclass
+class Coordinator:
+    runtime: Runtime
+    run_id: uuid.UUID
+    spec: NasSpec
+    setup: SearchSetup
+    data: Dataset
+    via_queue: bool
+
+    @property
+    def queue(self) -> procrastinate.App:
+        return self.runtime.queue
+
+    def strategy(self) -> Strategy:
+        return STRATEGIES[self.spec.parameters.strategy](self.setup)
+
+    async def advance(self) -> Advance:
+        """One transaction: plan and queue the next trials, or finish the search."""
+        settings = self.runtime.settings
+        events = RunEvents(self.runtime.sessions, self.run_id)
+        async with self.runtime.sessions.begin() as session:
+            run = await repository.get_run_for_update(session, self.run_id)
+            if run is None:
+                raise RuntimeError(f"run {self.run_id} disappeared")
+            rows = await trials.history_rows(session, self.run_id)
+            if run.cancel_requested_at is not None:
+                await trial_jobs.cancel_trial_jobs(session, self.run_id)
+                return Advance(outcome=self._outcome("cancelled", rows, "cancelled by the user"))
+            if self._timed_out(run):
+                await trial_jobs.cancel_trial_jobs(session, self.run_id)
+                await trials.cancel_unfinished(session, self.run_id)
+                message = f"max_seconds={self.spec.budget.max_seconds} reached"
+                rows = await trials.history_rows(session, self.run_id)
+                return Advance(outcome=await self._finish(session, "timed_out", rows, message))
+            views = [view_of_row(r) for r in rows]
+            step = plan(self.strategy(), views, max_active=await self._max_active(session))
+            for record in step.skipped:
+                await trials.finish_trial(session, self.run_id, record)
+                await trial_finished(events, session, record)
+            out = Advance(active=[v.number for v in views if v.active])
+            for planned in step.start:
+                request = TrialRequest.of(planned.number, planned.request)
+                arch = request.architecture
+                await trials.queue_trial(
+                    session,
+                    self.run_id,
+                    planned.number,
+                    request.to_dict(),
+                    hyperparameters=arch.hyperparameters(),
+                    params_count=arch.params_count(),
+                )
+                if self.via_queue:
+                    job_id = await trial_jobs.defer_trial(
+                        session,
+                        self.queue,
+                        self.run_id,
+                        planned.number,
+                        queue_name=settings.queue_name,
+                    )
+                    await trials.set_trial_job(session, self.run_id, planned.number, job_id)
+                out.queued.append(planned.number)
+            if step.done is not None and not out.active and not out.queued:
+                status, message = step.done.status, step.done.reason
+                rows = await trials.history_rows(session, self.run_id)
+                out.outcome = await self._finish(session, status, rows, message)
+            return out
+
+    async def _max_active(self, session: AsyncSession) -> int:
+        """How many trials of this run may be queued or running at once.
+
+        Inline: one. Via the queue: one per live worker (so two runs submitted together
+        interleave on the workers instead of one queueing its whole budget first), lowered
+        by ``budget.max_parallel_trials``.
+        """
+        if not self.via_queue:
+            return 1
+        workers = await trial_jobs.live_workers(
+            session, seconds_since_heartbeat=self.runtime.settings.stalled_after_seconds
+        )
+        limit = max(1, workers)
+        cap = self.spec.budget.max_parallel_trials
+        return limit if cap is None else min(limit, cap)
+
+    def _timed_out(self, run: Run) -> bool:
+        limit = self.spec.budget.max_seconds
+        if limit is None or run.started_at is None:
+            return False
+        return dt.datetime.now(dt.UTC) >= run.started_at + dt.timedelta(seconds=limit)
+
+    def _outcome(self, status: SearchStatus, rows: list[Trial], message: str = "") -> SearchOutcome:
+        records = [TrialRecord.from_dict(r.record) for r in rows if r.record is not None]
+        best = None
+        for rec in sorted(records, key=lambda r: r.number):
+            if rec.status == "completed" and self.setup.better(
+                rec.score, best.score if best else None
+            ):
+                best = rec
+        return SearchOutcome(
+            status=status,
+            objective=self.spec.resolved_objective,
+            direction=self.spec.direction,
+            best=None
+            if best is None
+            else BestTrial(
+                number=best.number,
+                score=best.score,
+                architecture=best.architecture,
+                hyperparameters=best.hyperparameters,
+            ),
+            trials_completed=sum(1 for r in records if r.status == "completed"),
+            trials_total=len(rows),
+            total_epochs=sum(r.epochs_run for r in records),
+            message=message,
+        )
+
+    async def _finish(
+        self, session: AsyncSession, status: SearchStatus, rows: list[Trial], message: str
+    ) -> SearchOutcome:
+        """The search is over: complete its artifacts in Postgres and return its outcome."""
+        outcome = self._outcome(status, rows, message)
+        records = [TrialRecord.from_dict(r.record) for r in rows if r.record is not None]
+        put = artifacts.put_artifact
+        await put(session, self.run_id, HISTORY, history_csv(records).encode(), "text/csv")
+        await put(
+            session,
+            self.run_id,
+            PREPROCESSING,
+            json.dumps(self.data.preprocessing().to_dict(), indent=2).encode(),
+            media_type_of(PREPROCESSING),
+        )
+        await artifacts.delete_artifacts(session, self.run_id, prefix=CHECKPOINTS + "/")
+        stored = {a.name for a in await artifacts.list_artifacts(session, self.run_id)}
+        if outcome.best is not None and BEST_MODEL not in stored:
+            outcome.message = (outcome.message + "; " if outcome.message else "") + (
+                "the best trial's model was not stored"
+            )
+        names = {"best_model": BEST_MODEL, "architecture": ARCHITECTURE, "history": HISTORY}
+        names |= {"preprocessing": PREPROCESSING, "result": RESULT}
+        outcome.artifacts = {key: name for key, name in names.items() if name in stored}
+        outcome.artifacts["result"] = RESULT
+        await put(
+            session,
+            self.run_id,
+            RESULT,
+            json.dumps(outcome.model_dump(mode="json"), indent=2).encode(),
+            media_type_of(RESULT),
+        )
+        return outcome

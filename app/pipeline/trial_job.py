@@ -1,0 +1,356 @@
+"""Train one trial of a run: what a `cerebros.run_trial` job does, on any worker of any host.
+
+Two durable transactions per trial: the claim (the row becomes ``running`` on this worker,
+its attempt counted, ``trial.started`` published) and the end (the final record with its
+epoch history, the terminal trial event, the best model or the checkpoint the strategy
+needs, and the run's next advance), the end conditional on the trial still being
+unfinished so each trial number ends exactly once. Epochs in between go out as live
+notifications only (no row, no event id; `RunEvents.notify_live`): the history is durable
+with the trial's end, and a trial cut short is trained again from its start anyway.
+
+A trial whose worker died is put back by the stalled-job recovery; it is trained again at
+most ``parameters.max_trial_retries`` times, then recorded failed. A finished trial is
+never trained again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.events import names
+from app.events.publish import RunEvents
+from app.nas.artifact_names import ARCHITECTURE, BEST_MODEL, checkpoint_name, media_type_of
+from app.nas.artifacts import architecture_doc, best_model_bytes
+from app.nas.backend import clear_backend_caches
+from app.nas.records import TrialRecord, TrialStart
+from app.nas.space import Architecture
+from app.nas.spec import NasSpec
+from app.nas.trainer import Cancelled
+from app.nas.trial import TrialRequest, TrialResult, train_trial
+from app.observability.logs import set_trial
+from app.observability.metrics import record_epoch_finished, record_trial_finished
+from app.pipeline.progress import CancelWatcher
+from app.pipeline.run_data import run_dataset
+from app.pipeline.trial_events import trial_finished, trial_started
+from app.runs import artifacts, repository, trial_jobs, trials
+from app.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ENGINE_LOCK", "execute_trial", "execute_trial_job"]
+
+#: Keras state is per process (clear_session): one training at a time per worker process.
+ENGINE_LOCK = asyncio.Lock()
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def execute_trial_job(
+    runtime: Runtime,
+    run_id: uuid.UUID,
+    number: int,
+    *,
+    final_attempt: bool = True,
+    trials_via_queue: bool = True,
+) -> None:
+    """The `cerebros.run_trial` task's body."""
+    await execute_trial(runtime, run_id, number, via_queue=trials_via_queue)
+
+
+class LiveEpochs:
+    """Sends each epoch as a live notification, in order, off the training thread's path."""
+
+    def __init__(self, events: RunEvents, loop: asyncio.AbstractEventLoop) -> None:
+        self.events = events
+        self.loop = loop
+        self.queue: asyncio.Queue[Coroutine[Any, Any, None] | None] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LiveEpochs:
+        self.task = asyncio.create_task(self._send_all())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.queue.put_nowait(None)
+        assert self.task is not None
+        await self.task
+
+    async def _send_all(self) -> None:
+        while (send := await self.queue.get()) is not None:
+            try:
+                await send
+            except Exception as exc:  # live progress is best effort: the history is durable
+                log.warning("live epoch notification failed: %s", exc)
+
+    def epoch(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
+        """Called from the training thread: never waits for the database."""
+        set_trial(number)
+        payload = {"trial": number, "epoch": epoch, "metrics": metrics}
+        coro = self.events.notify_live(names.TRIAL_EPOCH, payload)
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, coro)
+        record_epoch_finished()
+
+
+async def execute_trial(
+    runtime: Runtime, run_id: uuid.UUID, number: int, *, via_queue: bool
+) -> None:
+    """Claim trial ``number`` of the run, train it, and record its end (see the module)."""
+    events = RunEvents(runtime.sessions, run_id)
+    claim = await _claim(runtime, run_id, number, events, via_queue=via_queue)
+    if claim is None:
+        return
+    spec, request, parent_model, started_at = claim
+    data = await run_dataset(runtime, run_id, spec)
+    watcher = CancelWatcher(runtime.sessions, run_id, runtime.database_url)
+    deadline = _deadline(spec, started_at)
+
+    def should_stop() -> bool:
+        return watcher.should_stop() or (deadline is not None and time.monotonic() >= deadline)
+
+    def on_start(start: TrialStart) -> None:
+        set_trial(start.number)
+
+    loop = asyncio.get_running_loop()
+    watch = asyncio.create_task(watcher.watch())
+    cancelled = False
+    result: TrialResult | None = None
+    try:
+        async with ENGINE_LOCK, LiveEpochs(events, loop) as live:
+            try:
+                result = await asyncio.to_thread(
+                    train_trial,
+                    spec,
+                    data,
+                    request,
+                    parent_model=parent_model,
+                    on_start=on_start,
+                    on_epoch=functools.partial(live.epoch, number),
+                    should_stop=should_stop,
+                )
+            except Cancelled:
+                cancelled = True
+    finally:
+        watch.cancel()
+        set_trial(None)
+    if cancelled or result is None:
+        clear_backend_caches()
+        await _end_cancelled(runtime, run_id, number, via_queue=via_queue)
+        return
+    record = result.record
+    best_bytes = None
+    if record.status == "completed" and await _beats_best(runtime, run_id, spec, record):
+        best_bytes = await asyncio.to_thread(best_model_bytes, result.model, data.preprocessing())
+    checkpoint = result.checkpoint
+    del result
+    clear_backend_caches()  # the model is gone: free what the backend kept of it
+    await _end(
+        runtime,
+        run_id,
+        record,
+        events,
+        spec=spec,
+        best_model=best_bytes,
+        checkpoint=checkpoint,
+        via_queue=via_queue,
+    )
+
+
+async def _claim(
+    runtime: Runtime,
+    run_id: uuid.UUID,
+    number: int,
+    events: RunEvents,
+    *,
+    via_queue: bool,
+) -> tuple[NasSpec, TrialRequest, bytes | None, dt.datetime | None] | None:
+    """Take the trial for this worker; None when there is nothing (more) to train."""
+    async with runtime.sessions.begin() as session:
+        run = await repository.get_run(session, run_id)
+        row = await trials.get_trial_for_update(session, run_id, number)
+        if run is None or row is None or row.status.is_final:
+            return None  # gone, or ended already: a finished trial is never trained again
+        if run.status.is_final or run.cancel_requested_at is not None:
+            await trials.cancel_trial(session, run_id, number)
+            await _advance(session, runtime, run_id, via_queue)
+            return None
+        try:
+            spec = NasSpec.model_validate(run.spec)
+            request = TrialRequest.from_dict(number, row.request or {})
+        except (ValidationError, KeyError, ValueError, TypeError) as exc:
+            record = _lost_record(number, row.request or {}, f"invalid trial: {exc}")
+            await _record_end(session, runtime, run_id, record, events, via_queue)
+            return None
+        retries = spec.parameters.max_trial_retries
+        if row.attempts > retries:
+            error = (
+                f"the worker training it stopped {row.attempts} times "
+                f"(last: {row.worker}); max_trial_retries={retries}"
+            )
+            record = _lost_record(number, row.request or {}, error)
+            await _record_end(session, runtime, run_id, record, events, via_queue)
+            return None
+        if row.attempts:
+            log.warning(
+                "trial %s of run %s: training it again (worker %s stopped)",
+                number,
+                run_id,
+                row.worker,
+            )
+        await trials.claim_trial(session, run_id, number, worker=WORKER)
+        parent_model = None
+        if request.parent is not None:
+            stored = await artifacts.get_artifact(session, run_id, checkpoint_name(request.parent))
+            parent_model = None if stored is None else stored.content
+        arch = request.architecture
+        await trial_started(
+            events,
+            session,
+            TrialStart(
+                number=number,
+                architecture=arch.to_dict(),
+                hyperparameters=arch.hyperparameters(),
+                params_count=arch.params_count(),
+            ),
+        )
+        return spec, request, parent_model, run.started_at
+
+
+def _lost_record(number: int, request: dict[str, Any], error: str) -> TrialRecord:
+    arch = request.get("architecture") or {}
+    try:
+        parsed = Architecture.from_dict(arch)
+        hyper, params, fingerprint = (
+            parsed.hyperparameters(),
+            parsed.params_count(),
+            (parsed.fingerprint()),
+        )
+    except (KeyError, ValueError, TypeError):
+        hyper, params, fingerprint = {}, 0, ""
+    return TrialRecord(
+        number=number,
+        status="failed",
+        architecture=arch,
+        hyperparameters=hyper,
+        params_count=params,
+        error=error,
+        fingerprint=fingerprint,
+        epochs_target=int(request.get("epochs") or 0),
+        parent=request.get("parent"),
+        initial_epoch=int(request.get("initial_epoch") or 0),
+    )
+
+
+def _deadline(spec: NasSpec, started_at: dt.datetime | None) -> float | None:
+    """``budget.max_seconds`` as a `time.monotonic` deadline (from the run's start)."""
+    limit = spec.budget.max_seconds
+    if limit is None or started_at is None:
+        return None
+    elapsed = (dt.datetime.now(dt.UTC) - started_at).total_seconds()
+    return time.monotonic() + (limit - elapsed)
+
+
+async def _beats_best(
+    runtime: Runtime, run_id: uuid.UUID, spec: NasSpec, record: TrialRecord
+) -> bool:
+    async with runtime.sessions() as session:
+        best = await trials.best_completed(session, run_id, spec.direction)
+    return _better(spec, record, best.score if best is not None else None)
+
+
+def _better(spec: NasSpec, record: TrialRecord, best: float | None) -> bool:
+    if record.score is None:
+        return False
+    if best is None:
+        return True
+    return record.score > best if spec.direction == "max" else record.score < best
+
+
+async def _end(
+    runtime: Runtime,
+    run_id: uuid.UUID,
+    record: TrialRecord,
+    events: RunEvents,
+    *,
+    spec: NasSpec,
+    best_model: bytes | None,
+    checkpoint: bytes | None,
+    via_queue: bool,
+) -> None:
+    """The trial's end: one transaction, the run row locked (best-model writes serialize)."""
+    async with runtime.sessions.begin() as session:
+        run = await repository.get_run_for_update(session, run_id)
+        if run is None:
+            return
+        if run.status.is_final or run.cancel_requested_at is not None:
+            await trials.cancel_trial(session, run_id, record.number)
+            await _advance(session, runtime, run_id, via_queue)
+            return
+        if best_model is not None:
+            best = await trials.best_completed(session, run_id, spec.direction)
+            if _better(spec, record, best.score if best is not None else None):
+                await artifacts.put_artifact(
+                    session, run_id, BEST_MODEL, best_model, media_type_of(BEST_MODEL)
+                )
+                doc = architecture_doc(record)
+                await artifacts.put_artifact(
+                    session,
+                    run_id,
+                    ARCHITECTURE,
+                    json.dumps(doc, indent=2, sort_keys=True).encode(),
+                    media_type_of(ARCHITECTURE),
+                )
+        if checkpoint is not None:
+            await artifacts.put_artifact(
+                session,
+                run_id,
+                checkpoint_name(record.number),
+                checkpoint,
+                media_type_of(checkpoint_name(record.number)),
+            )
+        await _record_end(session, runtime, run_id, record, events, via_queue)
+    record_trial_finished(record.status, record.duration_s, skipped=record.skipped)
+
+
+async def _record_end(
+    session: AsyncSession,
+    runtime: Runtime,
+    run_id: uuid.UUID,
+    record: TrialRecord,
+    events: RunEvents,
+    via_queue: bool,
+) -> None:
+    if await trials.end_trial(session, run_id, record):
+        await trial_finished(events, session, record)
+    await _advance(session, runtime, run_id, via_queue)
+
+
+async def _end_cancelled(
+    runtime: Runtime, run_id: uuid.UUID, number: int, *, via_queue: bool
+) -> None:
+    """A trial stopped by the run's cancel or time limit: it ends cancelled, untrained."""
+    async with runtime.sessions.begin() as session:
+        await repository.get_run_for_update(session, run_id)
+        await trials.cancel_trial(session, run_id, number)
+        await _advance(session, runtime, run_id, via_queue)
+
+
+async def _advance(
+    session: AsyncSession, runtime: Runtime, run_id: uuid.UUID, via_queue: bool
+) -> None:
+    """Defer the run's next advance (queue mode), in the trial's transaction."""
+    if via_queue:
+        await trial_jobs.defer_advance(
+            session, runtime.queue, run_id, queue_name=runtime.settings.queue_name
+        )
