@@ -11,7 +11,14 @@ import asyncio
 import logging
 
 import procrastinate
-from procrastinate.exceptions import ConnectorException
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
+
+from app.runs.trial_jobs import (
+    ADVANCE_PRIORITY,
+    RUN_NAS_TASK,
+    advance_lock_name,
+    run_lock_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,47 @@ async def retry_stalled_jobs(
     return retried
 
 
+#: Running runs (queued through the API: they have a job) that no job of theirs is waiting on
+#: or working on. Every transaction that ends a run's job leaves another behind (a suspended
+#: advance leaves its trial jobs, a trial's end defers the next advance), so this finds
+#: nothing unless a path forgot to: then the run's next advance is deferred, so no run is
+#: ever stranded. `settle_s` skips runs touched in the last seconds (a commit in flight).
+STRANDED_RUNS = """
+SELECT r.id::text AS run_id FROM runs r
+WHERE r.status = 'running' AND r.job_id IS NOT NULL
+  AND r.updated_at < now() - make_interval(secs => %(settle_s)s)
+  AND NOT EXISTS (
+    SELECT 1 FROM procrastinate_jobs j
+    WHERE j.status IN ('todo', 'doing')
+      AND (j.lock = 'cerebros-run:' || r.id::text
+           OR (j.task_name = 'cerebros.run_trial' AND j.args->>'run_id' = r.id::text)
+           OR j.id = r.job_id))
+"""
+
+
+async def resume_stranded_runs(
+    queue_app: procrastinate.App, *, queue: str, settle_s: float
+) -> list[str]:
+    """Defer the next advance of every stranded running run (see `STRANDED_RUNS`)."""
+    rows = await queue_app.connector.execute_query_all_async(STRANDED_RUNS, settle_s=settle_s)
+    resumed = []
+    for row in rows:
+        run_id = str(row["run_id"])
+        try:
+            await queue_app.configure_task(
+                RUN_NAS_TASK,
+                queue=queue,
+                lock=run_lock_name(run_id),
+                queueing_lock=advance_lock_name(run_id),
+                priority=ADVANCE_PRIORITY,
+            ).defer_async(run_id=run_id)
+        except AlreadyEnqueued:
+            continue
+        log.warning("run %s had no job waiting or working on it; deferred its next job", run_id)
+        resumed.append(run_id)
+    return resumed
+
+
 async def recovery_loop(
     queue_app: procrastinate.App,
     *,
@@ -51,6 +99,7 @@ async def recovery_loop(
                 await retry_stalled_jobs(
                     queue_app, queue=queue, seconds_since_heartbeat=seconds_since_heartbeat
                 )
+                await resume_stranded_runs(queue_app, queue=queue, settle_s=seconds_since_heartbeat)
             except Exception:
                 log.warning("stalled-job recovery failed; will try again", exc_info=True)
         await asyncio.sleep(interval_s)

@@ -13,7 +13,7 @@ from app.db.models import Run, RunStatus
 from app.errors import Conflict, NotFound
 from app.events import names
 from app.events.publish import RunEvents
-from app.runs import repository
+from app.runs import repository, trial_jobs
 
 # A running run's worker LISTENs here (CancelWatcher): the payload is the run id.
 CANCEL_CHANNEL = "cerebros_cancel"
@@ -25,6 +25,7 @@ async def cancel_run(
     run_id: uuid.UUID,
     *,
     owner: str | None,
+    queue_name: str = "ml",
 ) -> Run:
     """Cancel the run and return it; idempotent, Conflict for a run that already ended.
 
@@ -52,6 +53,12 @@ async def cancel_run(
             await RunEvents(sessions, run.id).publish(
                 names.RUN_CANCELLED, {"reason": "user"}, dedup="run:cancelled", session=session
             )
+        elif run.job_id is not None:
+            # Its queued trials never start (cancelled with this commit), its running ones
+            # stop within an epoch (the notification above), and the run's next job undoes
+            # the saga and ends the run, whether or not a trial was still running.
+            await trial_jobs.cancel_trial_jobs(session, run.id)
+            await trial_jobs.defer_advance(session, queue, run.id, queue_name=queue_name)
         await session.flush()
         await session.refresh(run)
     return run

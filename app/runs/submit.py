@@ -17,6 +17,7 @@ from app.db.models import Run, RunStatus
 from app.errors import Conflict, InvalidInput, TooManyRuns
 from app.queue.app import RUN_NAS_TASK
 from app.runs import repository
+from app.runs.trial_jobs import run_lock_name
 from app.schemas.runs import RunCreate
 
 #: The answer to a client-chosen run_id that is taken, whoever's run has it: the same words
@@ -174,6 +175,7 @@ async def _defer_in_transaction(
         RUN_NAS_TASK,
         allow_unknown=False,
         queue=queue_name,
+        lock=run_lock_name(run_id),  # the run's later jobs (its advances) take turns with it
         connection=raw.driver_connection,
     )
     with translate_driver_errors():  # procrastinate's errors, on a connection of ours

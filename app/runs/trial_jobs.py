@@ -26,6 +26,7 @@ from app.db.errors import translate_driver_errors
 
 __all__ = [
     "ADVANCE_PRIORITY",
+    "advance_lock_name",
     "cancel_trial_jobs",
     "defer_advance",
     "defer_job",
@@ -41,9 +42,14 @@ RUN_NAS_TASK = "cerebros.run_nas"
 RUN_TRIAL_TASK = "cerebros.run_trial"
 
 
-def run_lock_name(run_id: uuid.UUID) -> str:
+def run_lock_name(run_id: uuid.UUID | str) -> str:
     """The procrastinate ``lock`` of a run's `cerebros.run_nas` jobs: one at a time per run."""
     return f"cerebros-run:{run_id}"
+
+
+def advance_lock_name(run_id: uuid.UUID | str) -> str:
+    """The ``queueing_lock`` of a run's advance: at most one waits."""
+    return f"cerebros-advance:{run_id}"
 
 
 async def defer_job(
@@ -110,7 +116,7 @@ async def defer_advance(
         queue_name=queue_name,
         kwargs={"run_id": str(run_id)},
         lock=run_lock_name(run_id),
-        queueing_lock=f"cerebros-advance:{run_id}",
+        queueing_lock=advance_lock_name(run_id),
         priority=ADVANCE_PRIORITY,
     )
 
