@@ -1,5 +1,6 @@
 # The service image. API by default; the worker uses the same image:
-#   docker run IMAGE cerebros worker
+#   docker run -e DATABASE_URL=... IMAGE cerebros worker --processes 4
+# Containers share nothing but DATABASE_URL; each keeps its own data dir, /data.
 FROM python:3.11-slim
 
 # CEREBROS_EMBEDDED_DATABASE=false: a container without DATABASE_URL fails at once, naming

@@ -44,9 +44,45 @@ def test_compose_runs_postgres_migrations_api_and_workers_with_health_checks() -
     for name in ("migrate", "api", "worker"):
         service = services[name]
         assert service["environment"]["DATABASE_URL"].startswith("postgresql://"), name
-        # Model download and predict on the API read what the workers wrote.
-        assert "artifacts:/data/artifacts" in service["volumes"], name
     assert services["api"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )
     assert services["worker"]["stop_grace_period"]  # SIGTERM drains the current run
+
+
+def test_api_and_worker_containers_share_nothing_but_the_database_url() -> None:
+    """Runs, queue, datasets and models live in Postgres: no shared volume, no other setting;
+    each container has its own data dir (the image's /data)."""
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    for name in ("migrate", "api", "worker"):
+        assert "volumes" not in services[name], f"{name} mounts a volume"
+        assert set(services[name]["environment"]) == {"DATABASE_URL"}, name
+    assert set(compose.get("volumes") or {}) == {"pgdata"}  # Postgres' own, nobody else's
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "CEREBROS_DATA_DIR=/data" in dockerfile
+    assert "chown -R cerebros /data" in dockerfile  # writable by the image's user
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration such as `10m`, `90s` or `1m30s`."""
+    total, number = 0.0, ""
+    for char in duration:
+        if char.isdigit() or char == ".":
+            number += char
+        else:
+            total += float(number) * {"h": 3600, "m": 60, "s": 1}[char]
+            number = ""
+    return total + (float(number) if number else 0.0)
+
+
+def test_worker_containers_run_several_worker_processes_and_drain_before_sigkill() -> None:
+    """N containers of a supervisor each; its own stop timeout ends before Docker's SIGKILL."""
+    worker = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["worker"]
+    command = [str(part) for part in worker["command"]]
+    assert command[:2] == ["cerebros", "worker"]
+    processes = command[command.index("--processes") + 1]
+    assert processes == "${CEREBROS_WORKER_PROCESSES:-2}"  # compose fills it in
+    assert worker["deploy"]["replicas"] >= 2
+    stop_timeout = float(command[command.index("--stop-timeout") + 1])
+    assert 0 < stop_timeout < _seconds(worker["stop_grace_period"])
