@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from app.schemas.datasets import DatasetOut, DatasetPage
-from app.schemas.runs import EventOut, EventPage, RunOut, RunPage
+from app.schemas.runs import EventOut, EventPage, LiveEventOut, RunOut, RunPage
 from app.schemas.trials import PredictResponse, TrialDetail, TrialList
 
 __all__ = ["END_EVENT", "CerebrosClient", "ClientError"]
@@ -246,8 +246,25 @@ class CerebrosClient:
         """The run's events (all runs' with `run_id=None`) as they come, until the stream ends.
 
         A dropped connection is resumed with `Last-Event-ID`, so nothing is missed or repeated;
-        after `max_retries` failed reconnections in a row the last error is raised.
+        after `max_retries` failed reconnections in a row the last error is raised. Live-only
+        notifications (per-epoch progress) are left out: `events_and_progress` has them.
         """
+        for event in self.events_and_progress(
+            run_id, pattern, after, max_retries=max_retries, read_timeout=read_timeout
+        ):
+            if isinstance(event, EventOut):
+                yield event
+
+    def events_and_progress(
+        self,
+        run_id: uuid.UUID | str | None,
+        pattern: str | None = None,
+        after: int | None = None,
+        *,
+        max_retries: int = 10,
+        read_timeout: float = 60.0,
+    ) -> Iterator[EventOut | LiveEventOut]:
+        """`events`, with the live-only notifications too (they have no id; never replayed)."""
         url = f"/runs/{run_id}/events/stream" if run_id is not None else "/events/stream"
         last_id = after
         failures = 0
@@ -272,7 +289,11 @@ class CerebrosClient:
                             time.sleep(min(float(wait_ms), 30_000.0) / 1000)
                             break  # resume below with Last-Event-ID
                         failures = 0
-                        event = EventOut.model_validate(json.loads(data))
+                        body = json.loads(data)
+                        if body.get("live"):
+                            yield LiveEventOut.model_validate(body)
+                            continue
+                        event = EventOut.model_validate(body)
                         last_id = int(event_id) if event_id else event.id
                         yield event
             except (httpx.TransportError, httpx.RemoteProtocolError, ClientError) as exc:

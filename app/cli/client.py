@@ -110,7 +110,7 @@ def watch_run(client: CerebrosClient, run: RunOut, url: str = DEFAULT_URL) -> Ru
     try:
         with progress_bars(console) as progress:
             view = Watch(run, progress)
-            for event in client.events(run.id):
+            for event in client.events_and_progress(run.id):
                 view.on_event(event)
     except KeyboardInterrupt:
         console.print(

@@ -207,6 +207,20 @@ class EventOut(BaseModel):
     created_at: datetime
 
 
+class LiveEventOut(BaseModel):
+    """A live-only notification on a stream (per-epoch progress): no id, never replayed.
+
+    Sent as an SSE event without an ``id:`` line, so a client's Last-Event-ID never points at
+    it; the durable record of the same progress is the trial's history, stored at its end.
+    """
+
+    live: Literal[True] = True
+    run_id: uuid.UUID
+    name: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
 class EventPage(BaseModel):
     items: list[EventOut]
     next_after: int | None = Field(default=None, description="Pass as `after` to continue.")

@@ -15,11 +15,11 @@ from app.events import names
 from app.schemas.runs import EventOut, RunOut
 
 RUN_ID = uuid.uuid4()
-# 9 candidates, reduction factor 3: rungs of 9 x 1 epoch, 3 x 3 epochs, 1 x 9 epochs.
-HALVING = {
+# 4 candidates, reduction factor 2: ASHA promotes 2 to 2 epochs, then 1 to 4 epochs.
+ASHA = {
     "dataset_id": "iris",
-    "budget": {"max_trials": 9},
-    "parameters": {"strategy": "successive_halving", "epochs": 9, "reduction_factor": 3},
+    "budget": {"max_trials": 4},
+    "parameters": {"strategy": "asha", "epochs": 4, "reduction_factor": 2},
 }
 
 
@@ -46,34 +46,21 @@ def bars(progress: Progress) -> list[tuple[float, float | None]]:
     return [(task.completed, task.total) for task in progress.tasks]
 
 
-def test_successive_halving_bars_move_during_the_first_rung() -> None:
-    view, progress = watch(HALVING)
+def test_asha_promotions_grow_the_trials_bar() -> None:
+    view, progress = watch(ASHA)
     event = Events()
-    for trial in range(1, 10):
+    for trial in range(1, 5):
         view.on_event(event(names.TRIAL_STARTED, trial=trial))
         view.on_event(event(names.TRIAL_EPOCH, trial=trial, epoch=1, metrics={"val_accuracy": 0.5}))
-        if trial == 4:
-            # Four candidates of the first rung trained: no trial has ended yet, but the
-            # first bar says 4 of 9 (it used to say 0/9 until the rung was over).
-            assert bars(progress)[0] == (4, 9)
-    assert bars(progress)[0] == (9, 9)
-    assert bars(progress)[2] == (9, 9 * 1 + 3 * 2 + 1 * 6)  # every epoch of the schedule
-
-    for trial in range(4, 10):  # the worst six are pruned after the first rung
-        view.on_event(event(names.TRIAL_PRUNED, trial=trial, score=0.5))
-    for trial in (1, 2, 3):  # the best three continue to 3 epochs
-        for epoch in (2, 3):
-            view.on_event(event(names.TRIAL_EPOCH, trial=trial, epoch=epoch, metrics={}))
-        if trial == 1:
-            assert bars(progress)[0] == (1, 3)
-            assert bars(progress)[1] == (3, 3)  # the trial's epochs, to this rung's target
-    for trial in (2, 3):
-        view.on_event(event(names.TRIAL_PRUNED, trial=trial, score=0.6))
-    for epoch in range(4, 10):
-        view.on_event(event(names.TRIAL_EPOCH, trial=1, epoch=epoch, metrics={}))
-    view.on_event(event(names.TRIAL_COMPLETED, trial=1, score=0.9))
-    assert bars(progress) == [(1, 1), (9, 9), (21, 21)]
-    assert "best 0.9" in progress.tasks[2].description
+        view.on_event(event(names.TRIAL_COMPLETED, trial=trial, score=0.5 + trial / 100))
+    assert bars(progress)[0] == (4, 4)
+    for trial, parent in ((5, 4), (6, 3)):  # promotions: trials of their own
+        view.on_event(event(names.TRIAL_STARTED, trial=trial))
+        view.on_event(event(names.TRIAL_EPOCH, trial=trial, epoch=2, metrics={}))
+        assert bars(progress)[1] == (2, 4)
+        view.on_event(event(names.TRIAL_COMPLETED, trial=trial, parent=parent, score=0.7))
+    assert bars(progress)[0] == (6, 6)
+    assert "best 0.7" in progress.tasks[0].description
 
 
 def test_random_search_bars_count_trials_and_epochs() -> None:
