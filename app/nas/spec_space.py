@@ -7,7 +7,7 @@ are accepted and validated here, with bounds that keep every architecture builda
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
@@ -143,6 +143,50 @@ class SearchSpace(BaseModel):
     num_lateral_connection_tries_per_unit: int = Field(default=1, ge=0, le=16)
     maximum_skip_connection_depth: int = Field(default=7, ge=1, le=MAX_LEVELS)
     learning_rate: list[float] = Field(default_factory=lambda: [0.001], min_length=1, max_length=32)
+    # Rules of the real code that change the seeded sequence are off by default: a run stored
+    # before they existed must draw the same architectures when it resumes. Setting each to
+    # the value named in its description gives the real code's behaviour
+    # (docs/cerebros_fidelity.md lists every remaining difference).
+    activation_scope: Literal["unit", "network"] = Field(
+        default="unit",
+        description="draw the activation for each unit, or once per network (the real code "
+        "uses one activation for every unit: 'network')",
+    )
+    predecessor_level_connection_affinity_factor_final_to_kminus1: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="the output unit first picks this many times the number of units of the "
+        "level below it from that level, with replacement (the real code: 2); None: off",
+    )
+    orphan_repair: Literal["clipped", "cerebros"] = Field(
+        default="clipped",
+        description="where a unit no later level reads is wired to: 'clipped' draws a depth in "
+        "1..maximum_skip_connection_depth and clips it to the output level; 'cerebros' draws "
+        "the successor level uniformly at depth minimum_skip_connection_depth + 1 .. "
+        "min(levels above, maximum_skip_connection_depth), or the next level when it is the "
+        "only one (the real code)",
+    )
+    minimum_skip_connection_depth: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_LEVELS,
+        description="orphan_repair 'cerebros' only: see there (the real code: 1)",
+    )
+    number_of_tries_per_architecture_moiety: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="how many wirings of each drawn moiety (levels, units, neurons, "
+        "activations, learning rate) the random sequence gives in a row (the real code's "
+        "number_of_tries_per_architecture_moity, default 1)",
+    )
+    optimizer: Literal["adamw", "adam"] = Field(
+        default="adamw",
+        description="the optimizer every candidate trains with (the real code: AdamW with "
+        "weight decay 0.004)",
+    )
+    weight_decay: float = Field(default=0.004, ge=0, le=1, description="AdamW's weight decay")
 
     @model_validator(mode="before")
     @classmethod
@@ -210,6 +254,7 @@ class SearchSpace(BaseModel):
             ("minimum_levels", "maximum_levels"),
             ("minimum_units_per_level", "maximum_units_per_level"),
             ("minimum_neurons_per_unit", "maximum_neurons_per_unit"),
+            ("minimum_skip_connection_depth", "maximum_skip_connection_depth"),
         ):
             if getattr(self, low) > getattr(self, high):
                 raise field_error(

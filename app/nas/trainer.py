@@ -57,8 +57,22 @@ def _better(a: float, b: float | None, direction: str) -> bool:
     return b is None or (a > b if direction == "max" else a < b)
 
 
-def compile_candidate(model: keras.Model, *, learning_rate: float, loss: str, task: str) -> None:
-    """Compile with Adam at the architecture's learning rate and the task's metrics."""
+def compile_candidate(
+    model: keras.Model,
+    *,
+    learning_rate: float,
+    loss: str,
+    task: str,
+    optimizer: Literal["adamw", "adam"] = "adamw",
+    weight_decay: float = 0.004,
+) -> None:
+    """Compile at the architecture's learning rate with the task's metrics.
+
+    The optimizer is the real Cerebros code's by default, AdamW with weight decay 0.004
+    (`NeuralNetworkFuture.compile_neural_network`); ``optimizer="adam"`` is plain Adam
+    (``weight_decay`` unused). The spec's ``search_space.optimizer`` and ``weight_decay``
+    choose them.
+    """
     if task == "classification":
         metrics: list[Any] = ["accuracy"]
     else:
@@ -68,7 +82,11 @@ def compile_candidate(model: keras.Model, *, learning_rate: float, loss: str, ta
             keras.metrics.RootMeanSquaredError(name="root_mean_squared_error"),
         ]
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=(
+            keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+            if optimizer == "adamw"
+            else keras.optimizers.Adam(learning_rate=learning_rate)
+        ),
         loss=loss,
         metrics=metrics,
         steps_per_execution=STEPS_PER_EXECUTION,
