@@ -6,18 +6,34 @@ when it first writes, and an event is *released* only once every transaction wit
 xid has ended (`xid < pg_snapshot_xmin`). Released events form a prefix of the order that
 only grows, so a position (xid, id) is a cursor nothing can later slip in front of.
 
-`EventHub` LISTENs on one autocommit psycopg connection. A notification only wakes it: it
-reads the released events after its own cursor, once for all subscribers (paged, through the
-normal pool), and hands each to every interested subscriber's bounded queue. When committed
-events wait behind an older transaction (which may end without notifying), it re-reads every
-`recheck_s` until they are released. A lost LISTEN connection costs nothing but a re-read.
+The events travel in their notifications (migration 0015): the hub does not read them back.
+To know which of the events it holds are released, it sends a *sync*: one statement on its
+own connection, `pg_notify(SYNC_CHANNEL, pg_snapshot_xmin(pg_current_snapshot()))`. Postgres
+queues a transaction's notifications before it commits, and a listener receives the queue
+in order; a transaction whose xid is below that xmin had ended before the sync's snapshot,
+so its notifications were queued before the sync's own, and have all arrived by the time the
+sync comes back on the LISTEN connection. Every event held with `xid < xmin` is then
+released, in (xid, id) order, and nothing can come before it later. An event too large for a
+notification (over `NOTIFY_PAYLOAD_LIMIT`) is notified by id and read back once.
+
+Notifications sent while the hub was not listening (at start, after a lost connection) are
+lost: the hub then reads the released events from the database (`reader`, its own
+connection), like a stream catching up, until a read finds nothing held back by an older
+transaction: from then on everything else commits after the LISTEN, so it is notified.
+When held events wait behind an older transaction (which may end without notifying), the
+hub syncs again every `recheck_s` until they are released.
+
+Live-only notifications (`RunEvents.notify_live`: no row, no id) are fanned out as they
+arrive, outside the stream order.
 
 The hub also knows when a followed run is over (the `runs_notify_final` trigger, migration
 0005) and whether a stream's token was revoked (checked in one batch every
-`auth_recheck_s`): streams need no database query of their own while idle.
+`auth_recheck_s`): streams need no database query of their own while they are live.
 
-Subscribers never block the hub: one whose queue is full is emptied and given `RESYNC`,
-meaning "you missed events: catch up from the database after your last position".
+Each event is decoded and encoded once (`HubEvent.sse`); the fan-out puts the same object in
+the queue of every interested subscriber, and never blocks: a subscriber whose queue is full
+is emptied and given `RESYNC`, meaning "you missed events: catch up from the database after
+your last position".
 """
 
 from __future__ import annotations
@@ -28,20 +44,23 @@ import itertools
 import json
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from typing import Final
+from typing import Any, Final
 
 import psycopg
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.db.session import create_engine, create_session_factory
 from app.db.urls import libpq_url
 from app.events import store as event_sql
-from app.events.names import EVENTS_CHANNEL
+from app.events.names import EVENTS_CHANNEL, SYNC_CHANNEL
 from app.events.store import EventPosition, FinalRuns
 from app.events.subscription import (
     RESYNC,
     HubEvent,
     HubPage,
+    LiveEvent,
     StreamSlots,
     Subscription,
 )
@@ -49,11 +68,14 @@ from app.events.subscription import (
 log = logging.getLogger(__name__)
 
 HUB_APPLICATION_NAME: Final = "cerebros-event-hub"
+SYNC_APPLICATION_NAME: Final = "cerebros-event-hub-sync"
 RUNS_CHANNEL: Final = "cerebros_runs"  # a run's row turned final (migration 0005)
+MAX_HELD: Final = 10_000  # events held in memory behind an older transaction; beyond: re-read
+SYNC_TIMEOUT_S: Final = 1.0  # a sync not back by then is taken as lost
 
 
 class EventStore:
-    """The hub's and the streams' reads, each in a short session of the normal pool."""
+    """Reads of the event stream, each in a short session of `sessions`' pool."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
@@ -85,19 +107,33 @@ class EventStore:
         async with self.sessions() as session:
             return await event_sql.final_runs(session, run_ids)
 
+    async def events(self, event_ids: Collection[int]) -> list[HubEvent]:
+        """The events with these ids that still exist (notified too large to carry them)."""
+        async with self.sessions() as session:
+            rows = await event_sql.events_by_id(session, event_ids)
+        return [HubEvent.from_row(row, run_owner) for row, run_owner in rows]
+
 
 # Given the token ids of open streams, the ones revoked (or deleted) since.
 RevokedTokens = Callable[[frozenset[str]], Awaitable[frozenset[str]]]
 
+# A notification as the listener hands it over: channel, payload, sender's backend pid.
+Notification = tuple[str, str, int]
+
 
 class EventHub:
-    """Fan events out from one LISTEN connection to many in-process subscribers."""
+    """Fan events out from one LISTEN connection to many in-process subscribers.
+
+    `store` serves the streams' own reads (their history; the normal pool), `reader` the
+    hub's reads (its own connection in production; `store` when not given).
+    """
 
     def __init__(
         self,
         database_url: str,
         store: EventStore,
         *,
+        reader: EventStore | None = None,
         revoked_tokens: RevokedTokens | None = None,
         auth_recheck_s: float = 10.0,
         recheck_s: float = 0.075,
@@ -107,6 +143,7 @@ class EventHub:
     ) -> None:
         self.conninfo = libpq_url(database_url)
         self.store = store
+        self.reader = reader or store
         self.revoked_tokens = revoked_tokens
         self.auth_recheck_s = auth_recheck_s
         self.recheck_s = recheck_s
@@ -118,12 +155,27 @@ class EventHub:
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.cursor: EventPosition | None = None  # every released event up to it was offered
+        self.owned_engine: AsyncEngine | None = None  # the reader's, disposed by `stop`
         self._by_run: dict[uuid.UUID, set[Subscription]] = {}
         self._all_runs: set[Subscription] = set()
         self._pending_ends: dict[uuid.UUID, int] = {}  # run -> horizon that releases its end
+        # Notified events not yet released, by position; None: notified by id, to be read.
+        self._held: dict[EventPosition, HubEvent | None] = {}
+        self._offered_below = 0  # every event with a smaller xid was offered
+        self._sync_horizon = 0  # the largest xmin a sync brought back
+        self._gap = True  # notifications may have been missed: read until nothing is held back
+        self._listens = 0  # LISTEN connections made so far
         self._held_back = False
         self._check_runs = False
+        self._inbox: deque[Notification] = deque()
         self._wake = asyncio.Event()
+        self._want_sync = asyncio.Event()
+        self._sync_pid: int | None = None
+        self._received = 0  # event notifications received so far
+        # For each sync of ours in flight: `_received` when it was sent, and the loop time.
+        self._sync_sent: deque[tuple[int, float]] = deque()
+        self._synced = -1  # `_received` when the last answered sync of ours was sent
+        self._next_recheck = 0.0
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -135,22 +187,35 @@ class EventHub:
         revoked_tokens: RevokedTokens | None = None,
         auth_recheck_s: float = 10.0,
     ) -> EventHub:
-        """A hub that reads events through `sessions` (the process's normal pool)."""
-        return cls(
+        """A hub whose streams read through `sessions`, and the hub through its own connection.
+
+        The hub's reads (after a lost LISTEN connection, an event too large for its
+        notification) never wait for the normal pool: a busy pool does not hold live events
+        up.
+        """
+        engine = create_engine(database_url, pool_size=1)
+        hub = cls(
             database_url,
             EventStore(sessions),
+            reader=EventStore(create_session_factory(engine)),
             revoked_tokens=revoked_tokens,
             auth_recheck_s=auth_recheck_s,
         )
+        hub.owned_engine = engine
+        return hub
 
     async def start(self) -> None:
-        """Start listening (returns once the first LISTEN is in place, or after 10 s)."""
+        """Start listening (returns once the first LISTEN and read are done, or after 10 s)."""
         self._tasks = [
             asyncio.create_task(self._listen_forever(), name="event-hub-listen"),
+            asyncio.create_task(self._sync_forever(), name="event-hub-sync"),
             asyncio.create_task(self._dispatch_forever(), name="event-hub-dispatch"),
         ]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.connected.wait(), 10)
+            async with asyncio.timeout(10):
+                await self.connected.wait()
+                while self.cursor is None:  # subscribers then start from a position
+                    await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -160,6 +225,8 @@ class EventHub:
                 await task
         self._tasks = []
         self.connected.clear()
+        if self.owned_engine is not None:
+            await self.owned_engine.dispose()
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -210,7 +277,7 @@ class EventHub:
         self._pending_ends[run_id] = max(settled_at, self._pending_ends.get(run_id, 0))
         self._wake.set()
 
-    # --- internals -------------------------------------------------------------------------
+    # --- notifications ---------------------------------------------------------------------
 
     async def _listen_forever(self) -> None:
         backoff = self.min_backoff_s
@@ -219,37 +286,102 @@ class EventHub:
                 async with await psycopg.AsyncConnection.connect(
                     self.conninfo, autocommit=True, application_name=HUB_APPLICATION_NAME
                 ) as conn:
-                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
-                    await conn.execute(f"LISTEN {RUNS_CHANNEL}")
-                    if self.reconnects:
-                        # Runs may have ended while nobody listened; events are re-read anyway.
-                        self._check_runs = True
+                    for channel in (EVENTS_CHANNEL, RUNS_CHANNEL, SYNC_CHANNEL):
+                        await conn.execute(f"LISTEN {channel}")
+                    # Whatever was sent while nobody listened must be read: runs may have
+                    # ended, events were committed.
+                    self._listens += 1
+                    self._gap = True
+                    self._check_runs = bool(self.reconnects)
                     self.connected.set()
                     self._wake.set()
                     backoff = self.min_backoff_s
                     async for notify in conn.notifies():
-                        if notify.channel == RUNS_CHANNEL:
-                            self._on_run_final(notify.payload)
+                        self._inbox.append((notify.channel, notify.payload, notify.pid))
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("event hub connection lost (%s); retrying in %.1fs", exc, backoff)
+            self._gap = True
             self.connected.clear()
             self.reconnects += 1
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
-    def _on_run_final(self, payload: str) -> None:
-        try:
-            data = json.loads(payload)
-            run_id, xid = uuid.UUID(data["run_id"]), int(data["xid"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring malformed run notification %r", payload)
+    async def _sync_forever(self) -> None:
+        """Send a sync each time the dispatcher asks, on a connection of the hub's own."""
+        loop = asyncio.get_running_loop()
+        backoff = self.min_backoff_s
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True, application_name=SYNC_APPLICATION_NAME
+                ) as conn:
+                    # The sync's commit holds nothing durable: do not wait for its WAL flush.
+                    await conn.execute("SET synchronous_commit TO off")
+                    self._sync_pid = conn.info.backend_pid
+                    backoff = self.min_backoff_s
+                    while True:
+                        await self._want_sync.wait()
+                        self._want_sync.clear()
+                        self._sync_sent.append((self._received, loop.time()))
+                        await conn.execute(
+                            "SELECT pg_notify(%s, pg_snapshot_xmin(pg_current_snapshot())::text)",
+                            (SYNC_CHANNEL,),
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event hub sync connection lost (%s); retrying in %.1fs", exc, backoff)
+            self._sync_pid = None
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+            self._want_sync.set()
+
+    def _take_notifications(self) -> None:
+        while self._inbox:
+            channel, payload, pid = self._inbox.popleft()
+            try:
+                if channel == EVENTS_CHANNEL:
+                    self._on_event(json.loads(payload))
+                elif channel == SYNC_CHANNEL:
+                    self._on_sync(int(payload), pid)
+                elif channel == RUNS_CHANNEL:
+                    self._on_run_final(json.loads(payload))
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignoring malformed %s notification %r", channel, payload[:200])
+
+    def _on_event(self, body: dict[str, Any]) -> None:
+        if body.get("live"):
+            self._fan_out(LiveEvent.from_notification(body))
             return
+        if "xid" not in body:  # a notification without the event (an older trigger)
+            self._gap = True
+            return
+        position = EventPosition(int(body["xid"]), int(body["id"]))
+        self._received += 1
+        if self.cursor is not None and position <= self.cursor:
+            return  # already offered from a read of the database
+        self._held[position] = HubEvent.from_notification(body) if "name" in body else None
+        if len(self._held) > MAX_HELD:
+            # Held back for long behind an older transaction: the database keeps them.
+            self._held.clear()
+            self._gap = True
+
+    def _on_sync(self, horizon: int, pid: int) -> None:
+        self._sync_horizon = max(self._sync_horizon, horizon)
+        if pid == self._sync_pid and self._sync_sent:
+            self._synced = self._sync_sent.popleft()[0]
+
+    def _on_run_final(self, body: dict[str, Any]) -> None:
+        run_id, xid = uuid.UUID(body["run_id"]), int(body["xid"])
+        self._received += 1
         if run_id in self._by_run:
             # Every event of the run was written by its final transaction or before it.
             self.expect_end(run_id, xid + 1)
+
+    # --- dispatch ----------------------------------------------------------------------------
 
     async def _dispatch_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -257,15 +389,17 @@ class EventHub:
         backoff = self.min_backoff_s
         retry = False
         while True:
-            eager = retry or self._held_back or self._pending_ends or self.cursor is None
-            delay = backoff if retry else self.recheck_s if eager else None
+            waiting = retry or self._waiting()
+            delay = backoff if retry else self.recheck_s if waiting else None
             until_auth = max(0.0, next_auth_check - loop.time())
             timeout = until_auth if delay is None else min(delay, until_auth)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            if not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
+            self._take_notifications()
             try:
-                await self._read()
+                await self._advance()
             except Exception as exc:
                 if retry:
                     backoff = min(backoff * 2, self.max_backoff_s)
@@ -274,42 +408,128 @@ class EventHub:
                 retry = True
             else:
                 retry, backoff = False, self.min_backoff_s
+            self._ask_sync(loop.time())
             if loop.time() >= next_auth_check:
                 await self._check_tokens()
                 next_auth_check = loop.time() + self.auth_recheck_s
 
-    async def _read(self) -> None:
-        """Offer everything released since the cursor; then the ends of followed runs."""
+    def _waiting(self) -> bool:
+        """Whether something waits that time alone may release (an older transaction ending)."""
+        return bool(
+            self.cursor is None
+            or (self._gap and self._held_back)
+            or self._held
+            or self._pending_ends
+        )
+
+    def _ask_sync(self, now: float) -> None:
+        """Ask for a sync when held events or run ends wait for one.
+
+        At once when a notification came after the last answered sync was sent; otherwise
+        (held back by an older transaction) every `recheck_s`. A sync unanswered for
+        `SYNC_TIMEOUT_S` (a lost connection) is forgotten.
+        """
+        if self._gap or not (self._held or self._pending_ends):
+            return
+        if self._sync_sent:
+            if now - self._sync_sent[0][1] < SYNC_TIMEOUT_S:
+                return
+            self._sync_sent.clear()
+        if self._received > self._synced or now >= self._next_recheck:
+            self._next_recheck = now + self.recheck_s
+            self._want_sync.set()
+
+    async def _advance(self) -> None:
+        """Offer what is released: from the notifications held, or read from the database."""
         if self._check_runs and self._by_run:
-            ended = await self.store.final_runs(list(self._by_run))
+            ended = await self.reader.final_runs(list(self._by_run))
             for run_id in ended.run_ids:
                 self.expect_end(run_id, ended.settled_at)
         self._check_runs = False
+        if self.cursor is None or self._gap:
+            await self._read()
+        else:
+            await self._release(self._sync_horizon)
+
+    async def _release(self, horizon: int) -> None:
+        """Offer, in stream order, the held events of transactions below `horizon`."""
+        if horizon <= self._offered_below:
+            self._end_runs()
+            return
+        ready = sorted(p for p in self._held if p.xid < horizon)
+        missing = [p.id for p in ready if self._held[p] is None]
+        if missing:
+            for found in await self.reader.events(missing):
+                if found.position in self._held:
+                    self._held[found.position] = found
+        for position in ready:
+            item = self._held.pop(position)
+            if item is not None:  # None: gone since (its run was deleted)
+                self._fan_out(item)
+            self.cursor = position
+        self._offered_below = horizon
+        self._held_back = bool(self._held)
+        self._end_runs()
+
+    async def _read(self) -> None:
+        """Offer everything released since the cursor, read from the database."""
+        listens = self._listens
         if self.cursor is None or not self.subscribers:
             # Nobody to serve (or no cursor yet): only keep the cursor current, cheaply.
-            self.cursor, self._held_back = await self.store.frontier()
-            for sub in list(self.subscribers):
-                sub.offer(RESYNC)  # subscribed meanwhile, against an older cursor
+            had_cursor = self.cursor is not None
+            self.cursor, self._held_back = await self.reader.frontier()
+            if not had_cursor:
+                for sub in list(self.subscribers):
+                    sub.offer(RESYNC)  # subscribed meanwhile, against an older cursor
+            self._forget_offered()
+            self._leave_gap(self._held_back, listens)
             return
         while True:
-            page = await self.store.page(self.cursor, limit=self.page_size)
+            page = await self.reader.page(self.cursor, limit=self.page_size)
             for item in page.events:
-                for sub in self._interested(item):
-                    sub.offer(item)
+                self._fan_out(item)
             if page.events:
                 self.cursor = page.events[-1].position
             if not page.full:
                 break
         self._held_back = page.held_back
+        self._offered_below = max(self._offered_below, page.horizon)
+        self._forget_offered()
+        self._end_runs()
+        # Nothing committed waits behind an older transaction: all that follows commits after
+        # the LISTEN, so its notification will come.
+        self._leave_gap(page.held_back, listens)
+
+    def _leave_gap(self, held_back: bool, listens: int) -> None:
+        """After a read: notifications suffice once nothing committed is held back.
+
+        Only if the read began with the LISTEN that is still in place: everything the read
+        did not see commits after it, so its notification comes.
+        """
+        if not self._gap or held_back:
+            return
+        if listens == self._listens and self.connected.is_set():
+            self._gap = False
+            self._synced = -1  # what is held now needs a sync of its own
+
+    def _forget_offered(self) -> None:
+        cursor = self.cursor
+        if cursor is not None:
+            for position in [p for p in self._held if p <= cursor]:
+                del self._held[position]
+
+    def _end_runs(self) -> None:
         for run_id, settled_at in list(self._pending_ends.items()):
-            if settled_at <= page.horizon:
+            if settled_at <= self._offered_below:
                 del self._pending_ends[run_id]
                 for sub in self._by_run.get(run_id, ()):
                     sub.end_run()
 
-    def _interested(self, item: HubEvent) -> list[Subscription]:
-        candidates = itertools.chain(self._by_run.get(item.event.run_id, ()), self._all_runs)
-        return [sub for sub in candidates if sub.wants(item)]
+    def _fan_out(self, item: HubEvent | LiveEvent) -> None:
+        run_id = item.event.run_id if isinstance(item, HubEvent) else item.run_id
+        for sub in itertools.chain(self._by_run.get(run_id, ()), self._all_runs):
+            if sub.wants(item):
+                sub.offer(item)
 
     async def _check_tokens(self) -> None:
         token_ids = frozenset(s.token_id for s in self.subscribers if s.token_id is not None)

@@ -18,3 +18,9 @@ TRIAL_PRUNED = "cerebros.nas.trial.pruned"
 TERMINAL_EVENTS = frozenset({RUN_COMPLETED, RUN_FAILED})
 
 EVENTS_CHANNEL = "cerebros_events"
+# The hub's own barrier notifications (app/events/hub.py): a snapshot's xmin, sent through the
+# same queue as the events.
+SYNC_CHANNEL = "cerebros_events_sync"
+# A NOTIFY payload must stay under 8000 bytes: an event whose JSON is larger is notified by id
+# (and xid) only, and the hub reads it (migration 0015).
+NOTIFY_PAYLOAD_LIMIT = 7900

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.events.store import is_published, publish_event
+from app.events.store import is_published, notify_live, publish_event
 
 __all__ = ["RunEvents", "publish_event"]
 
@@ -36,6 +36,26 @@ class RunEvents:
             return await publish_event(session, self.run_id, name, payload, dedup_key=dedup)
         async with self.sessions.begin() as own:
             return await publish_event(own, self.run_id, name, payload, dedup_key=dedup)
+
+    async def notify_live(
+        self, name: str, payload: dict[str, Any], *, session: AsyncSession | None = None
+    ) -> None:
+        """Send a live-only notification: no row, no event id, never replayed.
+
+        Open streams get it at once as an SSE event without `id:` (so a client's
+        Last-Event-ID never points at it); a stream that connects later never sees it. With
+        `session` it is sent when that transaction commits (and not at all if it rolls back);
+        otherwise in a transaction of its own that does not wait for its commit to be flushed
+        (there is nothing durable in it).
+
+        Raises:
+            LiveEventTooLarge: the name and payload would not fit in one NOTIFY payload.
+        """
+        if session is not None:
+            await notify_live(session, self.run_id, name, payload)
+            return
+        async with self.sessions.begin() as own:
+            await notify_live(own, self.run_id, name, payload, own_transaction=True)
 
     async def is_published(self, dedup: str) -> bool:
         """True when the event with key `dedup` was published (and committed)."""

@@ -1,6 +1,7 @@
 """The run_events table: every write and read of it (its one owner).
 
-Writes go in the caller's transaction (the row's trigger NOTIFYs on commit); `RunEvents`
+Writes go in the caller's transaction (the row's trigger NOTIFYs the event on commit, migration
+0015); live-only notifications (`notify_live`) are a NOTIFY without a row; `RunEvents`
 (`app.events.publish`) is the publisher bound to one run. Stream reads follow the order
 (xid, id) that `app/events/hub.py` explains; they read the runs table only to join an
 event's owner and to see which runs are final.
@@ -8,16 +9,18 @@ event's owner and to see which runs are final.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, func, literal, select, tuple_
+from sqlalchemy import BigInteger, func, literal, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Run, RunEvent, Xid8
+from app.events.names import EVENTS_CHANNEL, NOTIFY_PAYLOAD_LIMIT
 
 
 async def publish_event(
@@ -55,6 +58,47 @@ async def is_published(session: AsyncSession, run_id: uuid.UUID, dedup_key: str)
     return (await session.execute(stmt.limit(1))).first() is not None
 
 
+class LiveEventTooLarge(ValueError):
+    """A live notification that would not fit in one NOTIFY payload."""
+
+
+# The envelope's own keys and values (run id, owner, timestamp) stay well below this.
+_LIVE_ENVELOPE_BYTES: Final = 400
+
+_NOTIFY_LIVE = text(
+    "SELECT pg_notify(:channel, json_build_object("
+    "'live', true, 'run_id', r.id, 'owner', r.owner, 'name', CAST(:name AS text),"
+    " 'payload', CAST(:payload AS jsonb), 'created_at', clock_timestamp())::text)"
+    " FROM runs r WHERE r.id = :run_id"
+)
+
+
+async def notify_live(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    name: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    own_transaction: bool = False,
+) -> None:
+    """Send a live-only notification of the run's (no row, no event id; sent on commit).
+
+    Streams deliver it at once, without an SSE `id:`; it is never replayed. Nothing is sent
+    for a run that does not exist. `own_transaction`: the session's transaction holds nothing
+    else, so its commit need not wait for the WAL flush.
+
+    Raises:
+        LiveEventTooLarge: the name and payload would not fit in one NOTIFY payload.
+    """
+    body = json.dumps(payload or {}, separators=(",", ":"))
+    if len(body.encode()) + len(name.encode()) + _LIVE_ENVELOPE_BYTES > NOTIFY_PAYLOAD_LIMIT:
+        raise LiveEventTooLarge(f"live event {name!r} is over {NOTIFY_PAYLOAD_LIMIT} bytes")
+    params = {"channel": EVENTS_CHANNEL, "name": name, "payload": body, "run_id": run_id}
+    if own_transaction:
+        await session.execute(text("SET LOCAL synchronous_commit TO off"))
+    await session.execute(_NOTIFY_LIVE, params)
+
+
 async def list_events(
     session: AsyncSession,
     run_id: uuid.UUID,
@@ -70,6 +114,22 @@ async def list_events(
         .limit(limit)
     )
     return list((await session.execute(stmt)).scalars())
+
+
+async def events_by_id(
+    session: AsyncSession, event_ids: Collection[int]
+) -> list[tuple[RunEvent, str]]:
+    """The events with these ids that still exist, each with its run's owner, in id order.
+
+    The hub reads an event this way when its notification was too large to carry it.
+    """
+    stmt = (
+        select(RunEvent, Run.owner)
+        .join(Run, Run.id == RunEvent.run_id)
+        .where(RunEvent.id.in_(list(event_ids)))
+        .order_by(RunEvent.id)
+    )
+    return [(event, owner) for event, owner in (await session.execute(stmt)).all()]
 
 
 # --- Stream reads: order (xid, id), see app/events/hub.py --------------------------------------

@@ -1,18 +1,22 @@
 """A stream's side of the hub: the items it receives and its bounded queue.
 
-`HubEvent`s arrive in stream order (see `app.events.hub`), encoded once for every subscriber;
-markers are control items: `RESYNC` (events were missed: catch up from the database),
-`RUN_ENDED` (the followed run is final and all its events were offered) and `REVOKED` (the
-stream's token was revoked).
+`HubEvent`s arrive in stream order (see `app.events.hub`), encoded once for every subscriber:
+the SSE frame (`sse`) is built when the hub first sees the event and the same bytes go to
+every stream. `LiveEvent`s are live-only notifications (no row, no event id): they are sent
+as they arrive, outside the stream order, as SSE events without an `id:` line. Markers are
+control items: `RESYNC` (events were missed: catch up from the database), `RUN_ENDED` (the
+followed run is final and all its events were offered), `REVOKED` (the stream's token was
+revoked) and `TICK` (nothing happened for a while: the transport may send a keep-alive).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from app.db.models import RunEvent
 from app.events.patterns import GlobPattern, compile_pattern
@@ -33,31 +37,79 @@ class Marker:
 RESYNC: Final = Marker("RESYNC")  # events may have been missed: re-read the database
 RUN_ENDED: Final = Marker("RUN_ENDED")  # the run is final and all its events were offered
 REVOKED: Final = Marker("REVOKED")  # the stream's token was revoked
+TICK: Final = Marker("TICK")  # a keep-alive moment (queued by the transport, not the hub)
+
+
+def sse_frame(data: str, event: str, event_id: int | None = None) -> bytes:
+    """One SSE event: `id:` (when given), `event:`, `data:` (one line of JSON), blank line."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {data}\n\n".encode()
 
 
 @dataclass(frozen=True)
 class HubEvent:
     """A released event as subscribers receive it, encoded once for every subscriber.
 
-    It carries its run's owner, its stream position and its JSON.
+    It carries its run's owner, its stream position, its JSON (the API's `EventOut`) and its
+    SSE frame.
     """
 
     event: EventOut
     owner: str
     xid: int
     json: str
+    sse: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sse", sse_frame(self.json, self.event.name, self.event.id))
 
     @classmethod
     def from_row(cls, row: RunEvent, owner: str) -> HubEvent:
         event = EventOut.model_validate(row, from_attributes=True)
         return cls(event, owner, row.xid, event.model_dump_json())
 
+    @classmethod
+    def from_notification(cls, body: dict[str, Any]) -> HubEvent:
+        """The event of a `cerebros_events` notification that carries it whole."""
+        event = EventOut.model_validate(body)
+        return cls(event, str(body["owner"]), int(body["xid"]), event.model_dump_json())
+
     @property
     def position(self) -> EventPosition:
         return EventPosition(self.xid, self.event.id)
 
 
-Item = HubEvent | Marker
+@dataclass(frozen=True)
+class LiveEvent:
+    """A live-only notification: no row, no event id, never replayed.
+
+    Its JSON is the event without `id` (run_id, name, payload, created_at, and `live: true`).
+    """
+
+    run_id: uuid.UUID
+    owner: str
+    name: str
+    json: str
+    sse: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sse", sse_frame(self.json, self.name))
+
+    @classmethod
+    def from_notification(cls, body: dict[str, Any]) -> LiveEvent:
+        run_id = uuid.UUID(str(body["run_id"]))
+        data = {
+            "run_id": str(run_id),
+            "name": str(body["name"]),
+            "payload": body.get("payload") or {},
+            "created_at": body.get("created_at"),
+            "live": True,
+        }
+        text = json.dumps(data, separators=(",", ":"))
+        return cls(run_id, str(body["owner"]), str(body["name"]), text)
+
+
+Item = HubEvent | LiveEvent | Marker
 
 
 @dataclass(frozen=True)
@@ -76,9 +128,10 @@ class Subscription:
 
     `pattern` filters event names (glob; None: all), `run_id` one run, `owner` one owner's
     runs (None: any), `token_id` the token to watch for revocation. Items are `HubEvent`s in
-    stream order, or markers. `run_ended` and `revoked` stay set even when an overflow drops
-    the marker that announced them. `hub_position` is the hub's cursor when it subscribed:
-    every released event after it will be offered (None: the hub has no cursor yet).
+    stream order, `LiveEvent`s, or markers. `run_ended` and `revoked` stay set even when an
+    overflow drops the marker that announced them. `hub_position` is the hub's cursor when it
+    subscribed: every released event after it will be offered (None: the hub has no cursor
+    yet).
     """
 
     pattern: str | None = None
@@ -101,12 +154,17 @@ class Subscription:
     def wants_name(self, name: str) -> bool:
         return self.matcher is None or self.matcher.match(name)
 
-    def wants(self, item: HubEvent) -> bool:
-        if self.run_id is not None and item.event.run_id != self.run_id:
+    def wants(self, item: HubEvent | LiveEvent) -> bool:
+        run_id, name = (
+            (item.event.run_id, item.event.name)
+            if isinstance(item, HubEvent)
+            else (item.run_id, item.name)
+        )
+        if self.run_id is not None and run_id != self.run_id:
             return False
         if self.owner is not None and item.owner != self.owner:
             return False
-        return self.wants_name(item.event.name)
+        return self.wants_name(name)
 
     def offer(self, item: Item) -> None:
         """Queue `item` without ever waiting; on overflow, drop the backlog and ask to resync."""
@@ -126,12 +184,26 @@ class Subscription:
         self.revoked = True
         self.offer(REVOKED)
 
+    def tick(self) -> None:
+        """Ask the stream to show it is alive (queued only when nothing else is waiting)."""
+        if self.queue.empty():
+            self.offer(TICK)
+
     async def get(self, timeout: float | None = None) -> Item | None:
         """The next item, or None after `timeout` seconds without one."""
+        if timeout is None:
+            return await self.queue.get()
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
         except TimeoutError:
             return None
+
+    async def get_batch(self) -> list[Item]:
+        """Everything queued, waiting for the first item (no timer, no task)."""
+        items = [await self.queue.get()]
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        return items
 
 
 class StreamSlots:

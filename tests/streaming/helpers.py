@@ -70,6 +70,7 @@ class SseResult:
     sse_ids: list[int] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     ended: bool = False
+    live: list[dict[str, Any]] = field(default_factory=list)  # live-only events (no `id:`)
 
 
 def read_sse(
@@ -80,9 +81,13 @@ def read_sse(
     max_events: int | None = None,
     timeout: float = 30,
     opened: threading.Event | None = None,
+    into: SseResult | None = None,
 ) -> SseResult:
-    """Read an SSE stream until its end marker, `max_events` events, or the timeout."""
-    result = SseResult()
+    """Read an SSE stream until its end marker, `max_events` events, or the timeout.
+
+    `into` is filled as the events come (another thread may watch it).
+    """
+    result = SseResult() if into is None else into
     with httpx.stream(
         "GET", url, headers=headers, params=params, timeout=httpx.Timeout(10, read=timeout)
     ) as response:
@@ -95,7 +100,11 @@ def read_sse(
                 result.ended = True
                 break
             body = json.loads(data)
-            assert event_id is not None and int(event_id) == body["id"]
+            if event_id is None:  # a live-only notification: no id, never replayed
+                assert body["live"] is True and "id" not in body and body["name"] == name
+                result.live.append(body)
+                continue
+            assert int(event_id) == body["id"]
             assert body["name"] == name
             result.events.append(body)
             result.sse_ids.append(int(event_id))
@@ -113,12 +122,13 @@ class Reader(threading.Thread):
         self.url = url
         self.kw = kw
         self.opened = threading.Event()
+        self.seen = SseResult()  # filled as the events come
         self.result: SseResult | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = read_sse(self.url, opened=self.opened, **self.kw)
+            self.result = read_sse(self.url, opened=self.opened, into=self.seen, **self.kw)
         except BaseException as exc:
             self.error = exc
             self.opened.set()

@@ -1,6 +1,8 @@
-"""Streams cost the database per batch of events, not per subscriber, and nothing while idle.
+"""Live streams cost the normal pool nothing: the events travel in their notifications.
 
-A real hub on the module's database; every SQL statement through its pool is counted.
+A real hub on the module's database; every SQL statement through the normal pool and through
+the hub's own reader is counted. Only an event too large for its notification is read back,
+once for all streams.
 """
 
 from __future__ import annotations
@@ -36,15 +38,23 @@ async def wait_until(condition: Any, timeout: float = 10) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_streams_read_once_per_batch_and_not_while_idle(database_url: str) -> None:
+async def test_live_streams_read_nothing_and_large_events_are_read_once(
+    database_url: str,
+) -> None:
     engine = create_engine(database_url, pool_size=5)
     statements: list[str] = []
+    hub_reads: list[str] = []
 
     def count(*args: Any) -> None:
         statements.append(args[2])
 
+    def count_hub(*args: Any) -> None:
+        hub_reads.append(args[2])
+
     event.listen(engine.sync_engine, "before_cursor_execute", count)
     hub = EventHub.for_database(database_url, create_session_factory(engine))
+    assert hub.owned_engine is not None
+    event.listen(hub.owned_engine.sync_engine, "before_cursor_execute", count_hub)
     await hub.start()
     try:
         run_id: uuid.UUID = await asyncio.to_thread(insert_run, database_url)
@@ -62,16 +72,23 @@ async def test_streams_read_once_per_batch_and_not_while_idle(database_url: str)
         await asyncio.sleep(1.5)
         assert statements[before:] == []  # idle streams ask nothing
 
+        hub_before = len(hub_reads)
         published = await asyncio.to_thread(insert_event, database_url, run_id, "a.b")
         await wait_until(lambda: all(r == [published] for r in received))
-        batch = statements[before:]
-        assert 0 < len(batch) <= 5, batch  # one read for all 30 streams
+        assert statements[before:] == []  # the event came in its notification
+        assert hub_reads[hub_before:] == []
 
-        before = len(statements)
+        large = await asyncio.to_thread(
+            insert_event, database_url, run_id, "a.large", {"blob": "x" * 10_000}
+        )
+        await wait_until(lambda: all(r == [published, large] for r in received))
+        assert statements[before:] == []
+        assert 0 < len(hub_reads) - hub_before <= 5, hub_reads  # one read for all 30 streams
+
         end = await asyncio.to_thread(finish_run, database_url, run_id)
         await asyncio.wait_for(asyncio.gather(*streams[:RUN_STREAMS]), 10)
-        assert all(r == [published, end] for r in received[:RUN_STREAMS])
-        assert len(statements) - before <= 10  # the hub's reads; the streams end on its word
+        assert all(r == [published, large, end] for r in received[:RUN_STREAMS])
+        assert statements[before:] == []  # the streams end on the hub's word
         for stream in streams[RUN_STREAMS:]:
             stream.cancel()
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 
 import psycopg
@@ -15,10 +15,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.api.problems import install_problem_handlers
-from app.api.routes.events import as_sse
+from app.api.routes.events import sse_bytes
+from app.client import _sse_events
 from app.db.errors import database_error
 from app.errors import Unauthorized
-from app.events.subscription import HubEvent
+from app.events.subscription import HubEvent, LiveEvent
 from app.schemas.runs import EventOut
 
 
@@ -71,13 +72,17 @@ def event(event_id: int) -> HubEvent:
     return HubEvent(out, "o", 1, out.model_dump_json())
 
 
-async def events_then(error: Exception) -> AsyncIterator[HubEvent]:
-    yield event(1)
+async def events_then(error: Exception) -> AsyncGenerator[list[HubEvent | LiveEvent]]:
+    yield [event(1)]
     raise error
 
 
 async def frames(error: Exception) -> list[tuple[str | None, str | None, dict[str, object]]]:
-    return [(f.id, f.event, json.loads(str(f.data))) async for f in as_sse(events_then(error))]
+    sent = b"".join([chunk async for chunk in sse_bytes(events_then(error))])
+    return [
+        (i, name, json.loads(data))
+        for i, name, data in _sse_events(iter(sent.decode().split("\n")))
+    ]
 
 
 @pytest.mark.parametrize("error", [POOL_TIMEOUT, OUTAGE])

@@ -1,0 +1,62 @@
+"""The run_events NOTIFY carries the whole event, so the event hub need not read it back.
+
+The payload is the event as the API shows it (id, run_id, name, payload, correlation_id,
+created_at) plus its stream position's `xid` and its run's `owner`. NOTIFY payloads must stay
+under 8000 bytes: an event whose JSON is larger than 7900 bytes is notified by `id`, `xid` and
+`run_id` only, and the hub reads that one row.
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+EVENTS_CHANNEL = "cerebros_events"
+PAYLOAD_LIMIT = 7900
+
+NOTIFY_EVENT_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION cerebros_notify_run_event() RETURNS trigger AS $$
+DECLARE
+    body text;
+BEGIN
+    body := json_build_object(
+        'id', NEW.id, 'run_id', NEW.run_id, 'name', NEW.name, 'payload', NEW.payload,
+        'correlation_id', NEW.correlation_id, 'created_at', NEW.created_at,
+        'xid', NEW.xid::text,
+        'owner', (SELECT r.owner FROM runs r WHERE r.id = NEW.run_id))::text;
+    IF octet_length(body) > {PAYLOAD_LIMIT} THEN
+        body := json_build_object(
+            'id', NEW.id, 'run_id', NEW.run_id, 'xid', NEW.xid::text)::text;
+    END IF;
+    PERFORM pg_notify('{EVENTS_CHANNEL}', body);
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+"""
+
+# As migration 0002 left it: the hub read every event back.
+PREVIOUS_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION cerebros_notify_run_event() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_notify('{EVENTS_CHANNEL}', json_build_object(
+        'id', NEW.id, 'run_id', NEW.run_id, 'name', NEW.name)::text);
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+"""
+
+
+def upgrade() -> None:
+    op.execute(NOTIFY_EVENT_FUNCTION)
+
+
+def downgrade() -> None:
+    op.execute(PREVIOUS_FUNCTION)
