@@ -171,7 +171,8 @@ def test_cancel_stops_every_worker_within_an_epoch(database_url: str, tmp_path: 
         run_id,
     )
     assert trials and all(t[1] == "cancelled" for t in trials), trials
-    assert all(t[2] in ("cancelled", "succeeded", "failed") for t in trials), trials
+    # Waiting trial jobs were cancelled; running ones were asked to abort, and did.
+    assert all(t[2] in ("cancelled", "aborted") for t in trials), trials
     # Each of the two trials in training trained at most about one more epoch.
     assert all(count <= 2 for count in late_epochs.values()), late_epochs
     terminal = rows(
