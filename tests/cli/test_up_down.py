@@ -33,10 +33,10 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 class Up:
     """One `cerebros up` process and what it reports."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
         self.port = free_port()
         self.log = log
-        self.proc = start(["up", "--port", str(self.port)], env, log)
+        self.proc = start(["up", "--port", str(self.port), *args], env, log)
         self.base = f"http://127.0.0.1:{self.port}"
         wait_http(f"{self.base}/health", timeout=120)
         self.record = self._record(Path(env["CEREBROS_DATA_DIR"]))
@@ -55,7 +55,7 @@ class Up:
         return self.log.read_text()
 
     def processes(self) -> list[psutil.Process]:
-        """`up`, its worker and their children (uvicorn has none; procrastinate neither)."""
+        """`up`, its worker and their children (a supervisor's worker processes)."""
         root = psutil.Process(self.proc.pid)
         return [root, *root.children(recursive=True)]
 
@@ -76,10 +76,13 @@ def listening(port: int) -> bool:
 
 def test_down_stops_api_worker_and_embedded_postgres(data_dir: Path, tmp_path: Path) -> None:
     env = embedded_env(data_dir)
-    up = Up(env, tmp_path / "up.log")
+    up = Up(env, tmp_path / "up.log", "--processes", "2")
     try:
+        deadline = time.monotonic() + 60
+        while len(up.processes()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
         ours = up.processes()
-        assert len(ours) >= 2, "up and its worker"
+        assert len(ours) == 4, "up, the worker supervisor and its two worker processes"
         pgdata = locate_cluster(data_dir).pgdata
         postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
         ours += [postmaster, *postmaster.children(recursive=True)]
