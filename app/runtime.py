@@ -42,12 +42,17 @@ class Runtime:
 
 
 def create_runtime(
-    settings: Settings, database_url: str, queue: procrastinate.App, *, pool_size: int = 10
+    settings: Settings,
+    database_url: str,
+    queue: procrastinate.App,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
 ) -> Runtime:
     """A runtime with a new engine (nothing is connected yet); `Runtime.close` disposes of it.
 
     The queue app comes from the caller (`app.queue.app.create_queue_app`): the queue's tasks
     read the runtime, so this module cannot import the queue.
     """
-    engine = create_engine(database_url, pool_size=pool_size)
+    engine = create_engine(database_url, pool_size=pool_size, max_overflow=max_overflow)
     return Runtime(settings, database_url, engine, create_session_factory(engine), queue)

@@ -1,4 +1,8 @@
-"""Typed FastAPI dependencies (Annotated aliases)."""
+"""Typed FastAPI dependencies (Annotated aliases).
+
+Every dependency is `async def`: FastAPI runs a plain `def` dependency in its threadpool,
+a thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.state import ApiRuntime
+from app.auth.cache import TokenCache
 from app.auth.tickets import MAX_TICKET_LENGTH, StreamTickets
-from app.auth.tokens import LOCAL_OWNER, Principal, authenticate, token_is_active
+from app.auth.tokens import LOCAL_OWNER, Principal, read_principal, read_token_is_active
+from app.db.session import read_connection
 from app.errors import Unauthorized
 
 
-def get_state(request: Request) -> ApiRuntime:
+async def get_state(request: Request) -> ApiRuntime:
     """The API process's runtime, built by the app's lifespan."""
     state: ApiRuntime = request.app.state.cerebros
     return state
@@ -40,20 +46,32 @@ bearer_scheme = HTTPBearer(
 )
 
 
+def get_token_cache(request: Request) -> TokenCache:
+    cache: TokenCache = request.app.state.token_cache
+    return cache
+
+
 async def get_principal(
+    request: Request,
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """The caller, from the bearer token (or the single "local" owner when auth is off).
 
-    The token itself never appears in an error body or a log line.
+    A token checked less than `CEREBROS_AUTH_CACHE_SECONDS` ago is trusted without a
+    database read (`app.auth.cache`); otherwise it is read in one statement. The token itself
+    never appears in an error body or a log line.
     """
     if not state.settings.auth_enabled:
         return Principal(owner=LOCAL_OWNER)
     if credentials is None:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-    async with state.sessions() as session:
-        principal = await authenticate(session, credentials.credentials)
+
+    async def check(token: str) -> Principal | None:
+        async with read_connection(state.engine) as conn:
+            return await read_principal(conn, token)
+
+    principal = await get_token_cache(request).principal(credentials.credentials, check)
     if principal is None:
         raise Unauthorized("the bearer token is invalid or revoked", error="invalid_token")
     return principal
@@ -62,7 +80,7 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_owner(principal: PrincipalDep) -> str | None:
+async def get_owner(principal: PrincipalDep) -> str | None:
     """The owner filter of the caller's reads: their own runs, or every run (None) for admins."""
     return principal.scope
 
@@ -70,7 +88,7 @@ def get_owner(principal: PrincipalDep) -> str | None:
 OwnerDep = Annotated[str | None, Depends(get_owner)]
 
 
-def get_stream_tickets(request: Request) -> StreamTickets:
+async def get_stream_tickets(request: Request) -> StreamTickets:
     tickets: StreamTickets = request.app.state.stream_tickets
     return tickets
 
@@ -98,7 +116,7 @@ async def get_stream_principal(
     be for this run's stream (or for any), unexpired, and its token still valid.
     """
     if not state.settings.auth_enabled or credentials is not None or ticket is None:
-        return await get_principal(state, credentials)
+        return await get_principal(request, state, credentials)
     try:
         run_id = uuid.UUID(str(request.path_params["run_id"]))
     except KeyError:
@@ -107,10 +125,11 @@ async def get_stream_principal(
         raise Unauthorized(
             "the stream ticket is not for this stream", error="invalid_token"
         ) from exc
-    principal = get_stream_tickets(request).redeem(ticket, run_id)
+    principal = (await get_stream_tickets(request)).redeem(ticket, run_id)
     if principal is not None and principal.token_id is not None:
-        async with state.sessions() as session:
-            if not await token_is_active(session, principal.token_id):
+        # Not cached: a ticket is redeemed once, and must not outlive its token's revocation.
+        async with read_connection(state.engine) as conn:
+            if not await read_token_is_active(conn, principal.token_id):
                 principal = None
     if principal is None:
         raise Unauthorized(
@@ -124,7 +143,7 @@ async def get_stream_principal(
 StreamPrincipalDep = Annotated[Principal, Depends(get_stream_principal)]
 
 
-def get_stream_owner(principal: StreamPrincipalDep) -> str | None:
+async def get_stream_owner(principal: StreamPrincipalDep) -> str | None:
     """As `get_owner`, for a stream's caller (bearer token or stream ticket)."""
     return principal.scope
 

@@ -15,6 +15,7 @@ from app.api.openapi import install_problem_openapi
 from app.api.problems import install_problem_handlers
 from app.api.routes import datasets, events, health, metrics, models, runs, tickets, trials
 from app.api.state import ApiRuntime
+from app.auth.cache import TokenCache
 from app.auth.http import UNAUTHORIZED_RESPONSES, install_auth_handlers, mask_stream_tickets
 from app.auth.tickets import StreamTickets
 from app.config import Settings, get_settings
@@ -34,7 +35,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database_url = resolve_database_url(settings)
         # The queue app is not opened: jobs are deferred on the request's own connection.
-        runtime = create_runtime(settings, database_url, create_queue_app(database_url, settings))
+        # One pool sized to the requests that may hold a connection at once; no overflow
+        # connections opened and closed per burst.
+        runtime = create_runtime(
+            settings,
+            database_url,
+            create_queue_app(database_url, settings),
+            pool_size=settings.api_pool_size,
+            max_overflow=0,
+        )
         sessions = runtime.sessions
         hub = EventHub.for_database(
             database_url,
@@ -78,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(
             router, dependencies=[Depends(get_principal)], responses=UNAUTHORIZED_RESPONSES
         )
+    # Checked tokens are trusted for CEREBROS_AUTH_CACHE_SECONDS (revocation takes that long).
+    app.state.token_cache = TokenCache(settings.auth_cache_seconds)
     # Event streams also open with a stream ticket (?ticket=): EventSource sends no headers.
     app.state.stream_tickets = StreamTickets(settings.stream_ticket_seconds)
     mask_stream_tickets()

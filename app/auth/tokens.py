@@ -11,7 +11,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -99,6 +101,29 @@ async def token_is_active(session: AsyncSession, token_id: str) -> bool:
     """Whether the token with this id exists and is not revoked (a stream ticket's check)."""
     row = await session.get(ApiToken, token_id)
     return row is not None and row.revoked_at is None
+
+
+# The API's reads (app.db.session.read_connection): one statement, one round trip.
+_PRINCIPAL_SQL = (
+    "SELECT token_hash, owner, admin FROM api_tokens WHERE id = %s AND revoked_at IS NULL"
+)
+
+
+async def read_principal(conn: psycopg.AsyncConnection[Any], token: str) -> Principal | None:
+    """As `authenticate`, in one statement on an autocommit connection."""
+    token_id = token_id_of(token)
+    if token_id is None:
+        return None
+    row = await (await conn.execute(_PRINCIPAL_SQL, (token_id,))).fetchone()
+    if row is None or not hmac.compare_digest(row[0], hash_token(token)):
+        return None
+    return Principal(owner=row[1], admin=row[2], token_id=token_id)
+
+
+async def read_token_is_active(conn: psycopg.AsyncConnection[Any], token_id: str) -> bool:
+    """As `token_is_active`, in one statement on an autocommit connection."""
+    sql = "SELECT 1 FROM api_tokens WHERE id = %s AND revoked_at IS NULL"
+    return await (await conn.execute(sql, (token_id,))).fetchone() is not None
 
 
 async def list_tokens(session: AsyncSession, *, include_revoked: bool = True) -> list[ApiToken]:

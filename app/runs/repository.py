@@ -48,7 +48,12 @@ async def count_active_runs(session: AsyncSession, owner: str) -> int:
 
 
 def encode_cursor(run: Run) -> str:
-    raw = f"{run.created_at.isoformat()}|{run.id}"
+    return encode_cursor_values(run.created_at, run.id)
+
+
+def encode_cursor_values(created_at: datetime, run_id: uuid.UUID) -> str:
+    """The cursor of the page that follows the run (created_at, run_id)."""
+    raw = f"{created_at.isoformat()}|{run_id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
+from app.auth.cache import TokenCache
 from app.auth.tokens import hash_token, new_token
 from app.config import Settings
 
@@ -28,6 +30,32 @@ def issue_token(database_url: str, owner: str, *, admin: bool = False) -> str:
 
 def unique_owner(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class ShiftedClock:
+    """Monotonic time that a test moves forward by hand (the token cache's clock)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def token_cache(client: TestClient) -> TokenCache:
+    cache = client.app.state.token_cache  # type: ignore[attr-defined]
+    assert isinstance(cache, TokenCache)
+    return cache
+
+
+def past_token_cache(client: TestClient) -> None:
+    """Move the app's token cache past its bound, as if `CEREBROS_AUTH_CACHE_SECONDS` passed."""
+    cache = token_cache(client)
+    assert isinstance(cache.clock, ShiftedClock)
+    cache.clock.advance(cache.ttl_s)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -54,6 +82,7 @@ def auth_client(database_url: str) -> Iterator[TestClient]:
         max_queued_runs_per_owner=3,
     )
     with TestClient(create_app(settings)) as client:
+        token_cache(client).clock = ShiftedClock()
         yield client
 
 

@@ -11,7 +11,15 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.security.conftest import bearer, issue_token, run_spec, unique_owner
+from tests.security.conftest import (
+    ShiftedClock,
+    bearer,
+    issue_token,
+    past_token_cache,
+    run_spec,
+    token_cache,
+    unique_owner,
+)
 
 RUN = str(uuid.uuid4())
 PROTECTED = [
@@ -95,9 +103,29 @@ def test_revoked_token_is_401(
     assert auth_client.get("/runs", headers=bearer(token)).status_code == 200
     token_id = token.split("_")[1]
     db.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = %s", (token_id,))
+    past_token_cache(auth_client)  # revocation takes effect within CEREBROS_AUTH_CACHE_SECONDS
     response = auth_client.get("/runs", headers=bearer(token))
     assert_401(response)
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+def test_a_revoked_token_is_refused_within_the_cache_bound(
+    auth_client: TestClient, database_url: str, db: psycopg.Connection
+) -> None:
+    """A checked token is trusted for CEREBROS_AUTH_CACHE_SECONDS (default 5 s), no longer."""
+    cache = token_cache(auth_client)
+    assert cache.ttl_s == 5.0
+    clock = cache.clock
+    assert isinstance(clock, ShiftedClock)
+    token = issue_token(database_url, unique_owner("cached"))
+    assert auth_client.get("/runs", headers=bearer(token)).status_code == 200
+    db.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = %s", (token.split("_")[1],))
+    clock.advance(cache.ttl_s - 0.5)  # within the bound: still the cached answer
+    assert auth_client.get("/runs", headers=bearer(token)).status_code == 200
+    clock.advance(0.5)  # the bound has passed since the check: read again, refused
+    assert_401(auth_client.get("/runs", headers=bearer(token)))
+    clock.advance(cache.ttl_s * 10)  # a refusal is not cached either way: still refused
+    assert_401(auth_client.get("/runs", headers=bearer(token)))
 
 
 def test_tokens_are_stored_hashed(database_url: str, db: psycopg.Connection) -> None:
@@ -136,6 +164,7 @@ def test_cli_create_list_revoke(auth_client: TestClient, database_url: str) -> N
 
     revoked = cli(database_url, "revoke", f"cer_{token_id[:8]}")
     assert revoked.returncode == 0, revoked.stderr
+    past_token_cache(auth_client)
     assert_401(auth_client.get("/runs", headers=bearer(token)))
     assert cli(database_url, "revoke", "ffffffffffff").returncode == 1
 

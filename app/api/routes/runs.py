@@ -11,13 +11,11 @@ from app.api.deps import OwnerDep, PrincipalDep, SessionDep, StateDep
 from app.api.json_body import JsonBodyRoute
 from app.db.models import Run, RunStatus
 from app.errors import NotFound
-from app.events.store import list_events
-from app.runs import repository
+from app.runs import reads, repository
 from app.runs.cancel import cancel_run
-from app.runs.progress import run_progress
 from app.runs.submit import submit_run
 from app.schemas.problems import Problem
-from app.schemas.runs import EventOut, EventPage, RunCreate, RunOut, RunPage
+from app.schemas.runs import EventPage, RunCreate, RunOut, RunPage
 
 router = APIRouter(prefix="/runs", tags=["runs"], route_class=JsonBodyRoute)
 
@@ -76,41 +74,52 @@ async def create_run(
     return run_out(run)
 
 
+# The reads answer with the JSON Postgres built (app/runs/reads.py): a Response returned as
+# is, so FastAPI neither validates nor re-serialises it; `response_model` still documents it.
+
+
+def json_response(body: bytes) -> Response:
+    return Response(content=body, media_type="application/json")
+
+
 @router.get("", response_model=RunPage, responses=PROBLEMS)
 async def get_runs(
-    session: SessionDep,
+    state: StateDep,
     owner: OwnerDep,
     status_filter: Annotated[RunStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> RunPage:
+) -> Response:
     """Runs, newest first; follow `next_cursor` for older pages."""
-    runs, next_cursor = await repository.list_runs(
-        session, owner=owner, status=status_filter, limit=limit, cursor=cursor
+    return json_response(
+        await reads.runs_page_json(
+            state.engine, owner=owner, status=status_filter, limit=limit, cursor=cursor
+        )
     )
-    return RunPage(items=[run_out(r) for r in runs], next_cursor=next_cursor)
 
 
 @router.get("/{run_id}", response_model=RunOut, responses=PROBLEMS)
-async def get_run(run_id: uuid.UUID, session: SessionDep, owner: OwnerDep) -> RunOut:
+async def get_run(run_id: uuid.UUID, state: StateDep, owner: OwnerDep) -> Response:
     """The run, with its progress (trials done of the budget, best score, current step)."""
-    run = await load_run(session, run_id, owner)
-    return run_out(run).model_copy(update={"progress": await run_progress(session, run)})
+    body = await reads.run_json(state.engine, run_id, owner)
+    if body is None:
+        raise NotFound(f"run {run_id} not found")
+    return json_response(body)
 
 
 @router.get("/{run_id}/events", response_model=EventPage, responses=PROBLEMS)
 async def get_run_events(
     run_id: uuid.UUID,
-    session: SessionDep,
+    state: StateDep,
     owner: OwnerDep,
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-) -> EventPage:
+) -> Response:
     """The run's events with id > `after`, oldest first (for polling clients)."""
-    await load_run(session, run_id, owner)
-    events = await list_events(session, run_id, after=after, limit=limit)
-    items = [EventOut.model_validate(e, from_attributes=True) for e in events]
-    return EventPage(items=items, next_after=items[-1].id if items else after)
+    body = await reads.events_page_json(state.engine, run_id, owner, after=after, limit=limit)
+    if body is None:
+        raise NotFound(f"run {run_id} not found")
+    return json_response(body)
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut, responses=PROBLEMS)
