@@ -147,8 +147,9 @@ class Supervisor:
         self.death_window_s = death_window_s
         self.poll_s = poll_s
         self.slots = [_Slot(i, backoff_s=backoff_initial_s) for i in range(1, processes + 1)]
+        # Set by the signal handler, read by the loop: no lock, which a handler could find
+        # held by the very thread it interrupted.
         self._stop_signal: int | None = None
-        self._wake = threading.Event()
         self._lock = threading.Lock()
 
     def pids(self) -> list[int]:
@@ -166,7 +167,6 @@ class Supervisor:
             )
             return
         self._stop_signal = signum
-        self._wake.set()
 
     def run(self, *, install_signal_handlers: bool = True) -> int:
         """Supervise until stopped (0) or until a child keeps dying (1)."""
@@ -211,8 +211,7 @@ class Supervisor:
                         return True
                 if slot.restart_at is not None and now >= slot.restart_at:
                     self._start(slot)
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
+            time.sleep(self.poll_s)
         log.info(
             "%s: stopping %d worker processes (they finish their current jobs)",
             signal.Signals(self._stop_signal).name,
