@@ -527,6 +527,13 @@ def _space_errors(arch: Architecture, space: SearchSpace) -> list[str]:
         activations = {u.activation for level in arch.levels[:-1] for u in level}
         if len(activations) > 1:
             errors.append(f"several activations {sorted(activations)} in one network")
+    if not space.draws_laterals() and any(
+        j == k
+        for k, level in enumerate(arch.levels, start=1)
+        for u in level
+        for j, _ in u.predecessors
+    ):
+        errors.append("a lateral connection in a space that draws none")
     if arch.learning_rate not in space.learning_rate:
         errors.append(f"learning rate {arch.learning_rate} outside the space")
     return errors

@@ -33,12 +33,15 @@ __all__ = [
     "ACTIVATIONS",
     "DATASET_TASKS",
     "FINAL_ACTIVATIONS",
+    "MAX_OBJECTIVES",
+    "MEASURED_OBJECTIVES",
     "OBJECTIVES",
     "STRICT",
     "Budget",
     "DatasetOptions",
     "NasParameters",
     "NasSpec",
+    "Objective",
     "SearchSpace",
     "Task",
     "is_uploaded_dataset",
@@ -118,7 +121,9 @@ class NasParameters(BaseModel):
 
     model_config = STRICT
 
-    strategy: Literal["random", "successive_halving", "asha", "hyperband"] = "random"
+    strategy: Literal[
+        "random", "successive_halving", "asha", "hyperband", "tpe", "evolution", "nsga2"
+    ] = "random"
     epochs: int = Field(default=10, ge=1, le=500)
     batch_size: int = Field(default=32, ge=1, le=4096)
     validation_split: float = Field(default=0.2, ge=0.05, le=0.5)
@@ -140,6 +145,20 @@ class NasParameters(BaseModel):
         le=10,
         description="hyperband: how many brackets (default: one per rung)",
     )
+    population_size: int = Field(
+        default=20,
+        ge=2,
+        le=500,
+        description="evolution: the most recent trials that form the population (and the "
+        "first ones, drawn at random); nsga2: trials per generation",
+    )
+    sample_size: int = Field(
+        default=5,
+        ge=1,
+        le=500,
+        description="evolution: trials of the population drawn for each tournament (at most "
+        "the population)",
+    )
     direction: Literal["max", "min"] | None = None
     max_params: int | None = Field(
         default=None,
@@ -148,6 +167,48 @@ class NasParameters(BaseModel):
         description="cap on trainable parameters per architecture for this run; it can only "
         "lower the service's CEREBROS_MAX_TRAINABLE_PARAMS",
     )
+
+
+#: Objectives measured by the service rather than reported by Keras; both are minimised by
+#: default: trainable parameters and the median milliseconds of one prediction on a fixed
+#: batch (`app.nas.measure`).
+MEASURED_OBJECTIVES: frozenset[str] = frozenset({"params", "inference_ms"})
+#: Most objectives one run may have.
+MAX_OBJECTIVES = 4
+
+
+class Objective(BaseModel):
+    """One objective of a multi-objective run: a Keras metric or a measured quantity."""
+
+    model_config = STRICT
+
+    name: str = Field(description="a Keras metric (val_accuracy, loss...), params or inference_ms")
+    direction: Literal["maximize", "minimize"] | None = Field(
+        default=None,
+        description="default: maximize accuracy, minimize losses, errors, params and inference_ms",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        if value not in OBJECTIVES and value not in MEASURED_OBJECTIVES:
+            raise ValueError(
+                f"unknown objective; allowed: {sorted(OBJECTIVES | MEASURED_OBJECTIVES)}"
+            )
+        return value
+
+    @property
+    def is_metric(self) -> bool:
+        """Reported by Keras while training (not measured by the service)."""
+        return self.name not in MEASURED_OBJECTIVES
+
+    @property
+    def resolved_direction(self) -> Literal["maximize", "minimize"]:
+        if self.direction is not None:
+            return self.direction
+        if self.is_metric and objective_direction(self.name) == "max":
+            return "maximize"
+        return "minimize"
 
 
 class DatasetOptions(BaseModel):
@@ -196,6 +257,13 @@ class NasSpec(BaseModel):
         description="keras metric to rank by; default val_accuracy (classification) or "
         "val_loss (regression)",
     )
+    objectives: list[Objective] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_OBJECTIVES,
+        description="several objectives (multi-objective strategies, the Pareto front); at "
+        "least one a Keras metric, each name once; `objective` defaults to the first metric",
+    )
     search_space: SearchSpace = Field(default_factory=SearchSpace)
     budget: Budget = Field(default_factory=Budget)
     parameters: NasParameters = Field(default_factory=NasParameters)
@@ -219,6 +287,18 @@ class NasSpec(BaseModel):
             raise ValueError(f"unknown objective; allowed: {sorted(OBJECTIVES)}")
         return value
 
+    @field_validator("objectives")
+    @classmethod
+    def _objectives_distinct(cls, value: list[Objective] | None) -> list[Objective] | None:
+        if value is None:
+            return value
+        names = [o.name for o in value]
+        if len(set(names)) != len(names):
+            raise ValueError("each objective may be named once")
+        if not any(o.is_metric for o in value):
+            raise ValueError("at least one objective must be a Keras metric, to train by")
+        return value
+
     @model_validator(mode="after")
     def _objective_fits_task(self) -> NasSpec:
         task = DATASET_TASKS.get(self.dataset_id)
@@ -235,6 +315,19 @@ class NasSpec(BaseModel):
         return self.model_copy()._fit_objective(task)
 
     def _fit_objective(self, task: Task) -> Self:
+        for index, o in enumerate(self.objectives or []):
+            if o.is_metric and o.name.removeprefix("val_") not in _TASK_METRICS[task]:
+                raise field_error(
+                    type(self).__name__,
+                    ("objectives", index, "name"),
+                    o.name,
+                    "objective_task_mismatch",
+                    "objective {objective} does not fit a {task} dataset",
+                    objective=o.name,
+                    task=task,
+                )
+        if self.objective is None and self.objectives:
+            self.objective = next(o.name for o in self.objectives if o.is_metric)
         if self.objective is None:
             self.objective = "val_accuracy" if task == "classification" else "val_loss"
         elif self.objective.removeprefix("val_") not in _TASK_METRICS[task]:
@@ -309,6 +402,13 @@ class NasSpec(BaseModel):
     def direction(self) -> Literal["max", "min"]:
         """`parameters.direction` if given, else inferred from the objective."""
         return self.parameters.direction or objective_direction(self.resolved_objective)
+
+    @property
+    def resolved_objectives(self) -> list[tuple[str, Literal["maximize", "minimize"]]]:
+        """(name, direction) of every objective: ``objectives``, else the one objective."""
+        if self.objectives:
+            return [(o.name, o.resolved_direction) for o in self.objectives]
+        return [(self.resolved_objective, "maximize" if self.direction == "max" else "minimize")]
 
     @property
     def epochs_per_trial(self) -> int:

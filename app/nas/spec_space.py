@@ -268,6 +268,14 @@ class SearchSpace(BaseModel):
                 )
         return self
 
+    def draws_laterals(self) -> bool:
+        """Whether sampling can make lateral connections at all."""
+        return (
+            self.p_lateral_connection > 0
+            and self.num_lateral_connection_tries_per_unit > 0
+            and self.max_consecutive_lateral_connections > 0
+        )
+
     def neuron_choices(self) -> list[int]:
         """The neuron counts a unit may get, in increasing order."""
         if self.neurons_per_unit_choices is not None:
