@@ -17,13 +17,19 @@ from app.nas.strategies.base import (
     TrialView,
     Wait,
 )
+from app.nas.strategies.evolution import RegularizedEvolution
+from app.nas.strategies.nsga2 import NSGA2Search
 from app.nas.strategies.random import RandomSearch
+from app.nas.strategies.tpe import TPESearch
 
 STRATEGIES: dict[str, type[Strategy]] = {
     RandomSearch.name: RandomSearch,
     ASHA.name: ASHA,
     "successive_halving": ASHA,
     Hyperband.name: Hyperband,
+    TPESearch.name: TPESearch,
+    RegularizedEvolution.name: RegularizedEvolution,
+    NSGA2Search.name: NSGA2Search,
 }
 
 __all__ = [
@@ -32,11 +38,14 @@ __all__ = [
     "Decision",
     "Done",
     "Hyperband",
+    "NSGA2Search",
     "NewTrial",
     "RandomSearch",
+    "RegularizedEvolution",
     "SearchFailed",
     "SearchSetup",
     "Strategy",
+    "TPESearch",
     "TrialView",
     "Wait",
 ]
