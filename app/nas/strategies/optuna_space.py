@@ -225,7 +225,7 @@ class OptunaSpace:
         counts = [1] + [len(level) for level in levels]
         possible = rates_known(counts)
         for name in ("skip_rate", "lateral_rate"):
-            if name == "lateral_rate" and space.p_lateral_connection == 0:
+            if name == "lateral_rate" and not space.draws_laterals():
                 continue  # the spec draws none: nothing to steer
             if name in possible or not self.conditional:
                 gene(name, FloatDistribution(0.0, 1.0), 0.0)
