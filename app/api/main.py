@@ -14,6 +14,7 @@ from app.api.limits import BodySizeLimit
 from app.api.openapi import install_problem_openapi
 from app.api.problems import install_problem_handlers
 from app.api.routes import datasets, events, health, metrics, models, runs, tickets, trials
+from app.api.sse import install_server_send
 from app.api.state import ApiRuntime
 from app.auth.cache import TokenCache
 from app.auth.http import UNAUTHORIZED_RESPONSES, install_auth_handlers, mask_stream_tickets
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: requests are counted with the status the client got, errors included.
     app.state.metrics = ApiMetrics()
     install_http_metrics(app, app.state.metrics)
+    install_server_send(app)  # outside even that: streams write to the server's transport
     app.include_router(health.router)
     app.include_router(metrics.router)  # no token: counts only, no owner's data
     # Everything but /health* (and the docs) needs a token: enforced here, per router, so a

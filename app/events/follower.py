@@ -24,6 +24,7 @@ from app.events.subscription import (
     HubEvent,
     Item,
     LiveEvent,
+    Sink,
     Subscription,
 )
 
@@ -42,6 +43,21 @@ class _Follower:
         self.owner = owner
         self.position = STREAM_START
         self.horizon = 0  # of the last catch-up: transactions below it had all ended
+
+    def sink(self, write: Sink) -> Sink:
+        """`write` for the hub's fan-out, keeping the position (the stream is caught up)."""
+
+        def write_event(item: HubEvent | LiveEvent) -> bool:
+            if isinstance(item, LiveEvent):
+                return write(item)
+            if item.position <= self.position:
+                return True  # already sent
+            if not write(item):
+                return False
+            self.position = item.position
+            return True
+
+        return write_event
 
     def accept(self, item: HubEvent) -> bool:
         """Advance past `item`; True when it should be sent."""
@@ -84,6 +100,7 @@ async def follow_batches(
     after: int | None = None,
     token_id: str | None = None,
     on_subscribed: Callable[[Subscription], None] | None = None,
+    write_now: Sink | None = None,
 ) -> AsyncGenerator[list[HubEvent | LiveEvent]]:
     """Events after event id `after` (history from the database), then live ones, in batches.
 
@@ -98,6 +115,11 @@ async def follow_batches(
     hub queued meanwhile): one write for the transport. `LiveEvent`s (no id, never
     replayed) come as they arrive. An empty batch answers `Subscription.tick`: nothing to
     send, a moment for a keep-alive. `on_subscribed` gets the subscription first.
+
+    With `write_now` (the transport's direct write), a stream that is caught up and has
+    nothing queued lets the hub write each event to its client from the fan-out itself: the
+    batches are then only the rest (history, markers, what a busy client could not take).
+    Everything yielded before has been written by then, so the order holds.
     """
     async with hub.subscribe(pattern, run_id=run_id, owner=owner, token_id=token_id) as sub:
         if on_subscribed is not None:
@@ -127,7 +149,12 @@ async def follow_batches(
                     settled_at = None
                 read_history = False
             if not queued:
-                queued.extend(await sub.get_batch())
+                if write_now is not None and sub.queue.empty():
+                    sub.sink = follower.sink(write_now)
+                try:
+                    queued.extend(await sub.get_batch())
+                finally:
+                    sub.sink = None
             batch: list[HubEvent | LiveEvent] = []
             ticked = False
             while queued:

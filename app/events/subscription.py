@@ -1,12 +1,14 @@
 """A stream's side of the hub: the items it receives and its bounded queue.
 
 `HubEvent`s arrive in stream order (see `app.events.hub`), encoded once for every subscriber:
-the SSE frame (`sse`) is built when the hub first sees the event and the same bytes go to
-every stream. `LiveEvent`s are live-only notifications (no row, no event id): they are sent
-as they arrive, outside the stream order, as SSE events without an `id:` line. Markers are
-control items: `RESYNC` (events were missed: catch up from the database), `RUN_ENDED` (the
-followed run is final and all its events were offered), `REVOKED` (the stream's token was
-revoked) and `TICK` (nothing happened for a while: the transport may send a keep-alive).
+the SSE frame (`sse`, and `chunk`, the same as an HTTP/1.1 chunk) is built when the hub first
+sees the event and the same bytes go to every stream; a caught-up stream takes them straight
+from the hub's fan-out (`Subscription.sink`). `LiveEvent`s are live-only notifications (no row,
+no event id): they are sent as they arrive, outside the stream order, as SSE events without an
+`id:` line. Markers are control items: `RESYNC` (events were missed: catch up from the
+database), `RUN_ENDED` (the followed run is final and all its events were offered), `REVOKED`
+(the stream's token was revoked) and `TICK` (nothing happened for a while: the transport may
+send a keep-alive).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import json
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -46,6 +49,11 @@ def sse_frame(data: str, event: str, event_id: int | None = None) -> bytes:
     return f"{head}event: {event}\ndata: {data}\n\n".encode()
 
 
+def http_chunk(data: bytes) -> bytes:
+    """`data` as one chunk of an HTTP/1.1 chunked body."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
 @dataclass(frozen=True)
 class HubEvent:
     """A released event as subscribers receive it, encoded once for every subscriber.
@@ -59,9 +67,13 @@ class HubEvent:
     xid: int
     json: str
     sse: bytes = field(init=False, repr=False, compare=False)
+    chunk: bytes = field(init=False, repr=False, compare=False)  # `sse` as an HTTP chunk
+    position: EventPosition = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sse", sse_frame(self.json, self.event.name, self.event.id))
+        object.__setattr__(self, "chunk", http_chunk(self.sse))
+        object.__setattr__(self, "position", EventPosition(self.xid, self.event.id))
 
     @classmethod
     def from_row(cls, row: RunEvent, owner: str) -> HubEvent:
@@ -73,10 +85,6 @@ class HubEvent:
         """The event of a `cerebros_events` notification that carries it whole."""
         event = EventOut.model_validate(body)
         return cls(event, str(body["owner"]), int(body["xid"]), event.model_dump_json())
-
-    @property
-    def position(self) -> EventPosition:
-        return EventPosition(self.xid, self.event.id)
 
 
 @dataclass(frozen=True)
@@ -91,9 +99,11 @@ class LiveEvent:
     name: str
     json: str
     sse: bytes = field(init=False, repr=False, compare=False)
+    chunk: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sse", sse_frame(self.json, self.name))
+        object.__setattr__(self, "chunk", http_chunk(self.sse))
 
     @classmethod
     def from_notification(cls, body: dict[str, Any]) -> LiveEvent:
@@ -110,6 +120,8 @@ class LiveEvent:
 
 
 Item = HubEvent | LiveEvent | Marker
+# Writes an event to the stream's client at once; False when it cannot take it now.
+Sink = Callable[[HubEvent | LiveEvent], bool]
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,7 @@ class Subscription:
     overflows: int = field(default=0, init=False)
     run_ended: bool = field(default=False, init=False)
     revoked: bool = field(default=False, init=False)
+    sink: Sink | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.max_queue)
@@ -167,7 +180,18 @@ class Subscription:
         return self.wants_name(name)
 
     def offer(self, item: Item) -> None:
-        """Queue `item` without ever waiting; on overflow, drop the backlog and ask to resync."""
+        """Hand `item` over without ever waiting.
+
+        While the stream has a `sink` (it is caught up and its queue is empty), events go
+        straight to its client; a marker, or an event the client cannot take now, takes the
+        sink away and is queued: the stream's own task writes from then on, in order. On
+        overflow the backlog is dropped and the stream asked to resync.
+        """
+        sink = self.sink
+        if sink is not None:
+            if not isinstance(item, Marker) and sink(item):
+                return
+            self.sink = None
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:

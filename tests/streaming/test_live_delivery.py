@@ -8,6 +8,8 @@ without an `id:` and are never replayed.
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -171,3 +173,39 @@ async def test_a_live_notification_too_large_is_refused(
     events = run_events(insert_run(database_url))
     with pytest.raises(LiveEventTooLarge):
         await events.notify_live(EPOCH, {"blob": "x" * 8000})
+
+
+def test_a_client_that_stops_reading_gets_every_event_in_order_when_it_reads_again(
+    service: Service, database_url: str
+) -> None:
+    """The fan-out writes to a caught-up client directly until its transport is backed up;
+    then the stream's own task takes over, waits for the client and keeps the order."""
+    run_id = insert_run(database_url)
+    host, port = service.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(f"GET /runs/{run_id}/events/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        time.sleep(0.5)  # the stream catches up (no history) and waits for the hub
+        blob = "x" * 6000
+        with psycopg.connect(database_url) as conn:  # 300 events, about 1.8 MB, one commit
+            published = [
+                int(row[0])
+                for row in conn.execute(
+                    "INSERT INTO run_events (run_id, name, payload)"
+                    " SELECT %s, %s, jsonb_build_object('i', i, 'blob', %s::text)"
+                    " FROM generate_series(1, 300) AS i RETURNING id",
+                    (run_id, EPOCH, blob),
+                ).fetchall()
+            ]
+        time.sleep(2.0)  # the client reads nothing meanwhile
+        finish_run(database_url, run_id)
+        sock.settimeout(20)
+        body = head
+        while b"event: stream.end" not in body:
+            chunk = sock.recv(1 << 16)
+            assert chunk, "the stream closed early"
+            body += chunk
+    ids = [int(x) for x in re.findall(rb"\nid: (\d+)\n", body)]
+    assert ids == sorted(published) + ids[-1:] and len(ids) == len(published) + 1

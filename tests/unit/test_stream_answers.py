@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.api.problems import install_problem_handlers
-from app.api.routes.events import sse_bytes
+from app.api.sse import sse_bytes
 from app.client import _sse_events
 from app.db.errors import database_error
 from app.errors import Unauthorized
@@ -89,7 +89,7 @@ async def frames(error: Exception) -> list[tuple[str | None, str | None, dict[st
 async def test_a_database_failure_mid_stream_ends_it_with_one_warning(
     error: Exception, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="app.api.routes.events"):
+    with caplog.at_level(logging.WARNING, logger="app.api.sse"):
         sent = await frames(error)
     assert [(i, name) for i, name, _ in sent] == [("1", "a.b"), (None, "stream.reconnect")]
     assert sent[-1][2]["reason"] == "server_error"
@@ -105,7 +105,7 @@ async def test_a_revoked_token_ends_the_stream_for_good() -> None:
 async def test_a_bug_mid_stream_is_logged_with_its_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="app.api.routes.events"):
+    with caplog.at_level(logging.WARNING, logger="app.api.sse"):
         sent = await frames(KeyError("bug"))
     assert sent[-1][1] == "stream.reconnect"
     assert caplog.records[0].exc_info is not None
