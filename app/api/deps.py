@@ -53,7 +53,6 @@ def get_token_cache(request: Request) -> TokenCache:
 
 async def get_principal(
     request: Request,
-    state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """The caller, from the bearer token (or the single "local" owner when auth is off).
@@ -62,16 +61,18 @@ async def get_principal(
     database read (`app.auth.cache`); otherwise it is read in one statement. The token itself
     never appears in an error body or a log line.
     """
+    state: ApiRuntime = request.app.state.cerebros  # not StateDep: one dependency fewer to solve
     if not state.settings.auth_enabled:
-        return Principal(owner=LOCAL_OWNER)
-    if credentials is None:
+        principal: Principal | None = Principal(owner=LOCAL_OWNER)
+    elif credentials is None:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+    else:
 
-    async def check(token: str) -> Principal | None:
-        async with read_connection(state.engine) as conn:
-            return await read_principal(conn, token)
+        async def check(token: str) -> Principal | None:
+            async with read_connection(state.engine) as conn:
+                return await read_principal(conn, token)
 
-    principal = await get_token_cache(request).principal(credentials.credentials, check)
+        principal = await get_token_cache(request).principal(credentials.credentials, check)
     if principal is None:
         raise Unauthorized("the bearer token is invalid or revoked", error="invalid_token")
     return principal
@@ -116,7 +117,7 @@ async def get_stream_principal(
     be for this run's stream (or for any), unexpired, and its token still valid.
     """
     if not state.settings.auth_enabled or credentials is not None or ticket is None:
-        return await get_principal(request, state, credentials)
+        return await get_principal(request, credentials)
     try:
         run_id = uuid.UUID(str(request.path_params["run_id"]))
     except KeyError:

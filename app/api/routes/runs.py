@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from app.api.deps import OwnerDep, PrincipalDep, SessionDep, StateDep
 from app.api.json_body import JsonBodyRoute
+from app.api.read_route import CallerOnlyRoute
+from app.api.state import ApiRuntime
 from app.db.models import Run, RunStatus
 from app.errors import NotFound
 from app.runs import reads, repository
@@ -91,20 +93,31 @@ async def get_runs(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """Runs, newest first; follow `next_cursor` for older pages."""
-    return json_response(
-        await reads.runs_page_json(
-            state.engine, owner=owner, status=status_filter, limit=limit, cursor=cursor
-        )
+    body = await reads.runs_page_json(
+        state.engine, owner=owner, status=status_filter, limit=limit, cursor=cursor
     )
+    return json_response(body)
 
 
-@router.get("/{run_id}", response_model=RunOut, responses=PROBLEMS)
-async def get_run(run_id: uuid.UUID, state: StateDep, owner: OwnerDep) -> Response:
+async def get_run(run_id: uuid.UUID, request: Request, owner: OwnerDep) -> Response:
     """The run, with its progress (trials done of the budget, best score, current step)."""
+    state: ApiRuntime = request.app.state.cerebros  # the request, not StateDep: see below
     body = await reads.run_json(state.engine, run_id, owner)
     if body is None:
         raise NotFound(f"run {run_id} not found")
     return json_response(body)
+
+
+# The hottest read: where FastAPI would only check the caller, it is answered without
+# FastAPI's per-request dependency solving (app/api/read_route.py).
+router.add_api_route(
+    "/{run_id}",
+    get_run,
+    methods=["GET"],
+    response_model=RunOut,
+    responses=PROBLEMS,
+    route_class_override=CallerOnlyRoute,
+)
 
 
 @router.get("/{run_id}/events", response_model=EventPage, responses=PROBLEMS)
