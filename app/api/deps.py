@@ -63,16 +63,15 @@ async def get_principal(
     """
     state: ApiRuntime = request.app.state.cerebros  # not StateDep: one dependency fewer to solve
     if not state.settings.auth_enabled:
-        principal: Principal | None = Principal(owner=LOCAL_OWNER)
-    elif credentials is None:
+        return Principal(owner=LOCAL_OWNER)
+    if credentials is None:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-    else:
 
-        async def check(token: str) -> Principal | None:
-            async with read_connection(state.engine) as conn:
-                return await read_principal(conn, token)
+    async def check(token: str) -> Principal | None:
+        async with read_connection(state.engine) as conn:
+            return await read_principal(conn, token)
 
-        principal = await get_token_cache(request).principal(credentials.credentials, check)
+    principal = await get_token_cache(request).principal(credentials.credentials, check)
     if principal is None:
         raise Unauthorized("the bearer token is invalid or revoked", error="invalid_token")
     return principal
