@@ -82,6 +82,7 @@ def view_of(record: TrialRecord, *, status: str | None = None) -> TrialView:
         score=record.score if record.status == "completed" else None,
         skipped=record.skipped,
         error=record.error,
+        objectives=dict(record.objectives),
     )
 
 

@@ -108,6 +108,9 @@ class TrialRecord:
     #: A continuation (promotion) of this trial's saved model, from ``initial_epoch``.
     parent: int | None = None
     initial_epoch: int = 0
+    #: The spec's ``objectives`` measured for this trial (a Keras metric at the best epoch,
+    #: ``params``, ``inference_ms``); empty for single-objective runs.
+    objectives: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,7 @@ from typing import Any
 from app.nas.backend import keras
 from app.nas.builder import build_model
 from app.nas.datasets import Dataset
+from app.nas.measure import measure_inference_ms
 from app.nas.model_bytes import model_from_bytes, model_to_bytes
 from app.nas.records import TrialRecord, TrialStart
 from app.nas.space import Architecture
@@ -112,8 +113,14 @@ def train_trial(
     try:
         if request.parent is None:
             model = build_model(arch, seed=spec.parameters.seed + request.number)
+            space = spec.search_space
             compile_candidate(
-                model, learning_rate=arch.learning_rate, loss=arch.loss, task=data.task
+                model,
+                learning_rate=arch.learning_rate,
+                loss=arch.loss,
+                task=data.task,
+                optimizer=space.optimizer,
+                weight_decay=space.weight_decay,
             )
         elif parent_model is None:
             error = f"the saved model of trial {request.parent} is missing"
@@ -155,6 +162,7 @@ def train_trial(
     checkpoint = model_to_bytes(model) if request.checkpoint else None
     record = TrialRecord(
         **base,
+        objectives=measure_objectives(spec, data, model, arch, outcome.history, outcome.best_epoch),
         status="completed",
         score=outcome.score,
         best_epoch=outcome.best_epoch,
@@ -163,6 +171,38 @@ def train_trial(
         duration_s=round(time.monotonic() - started, 4),
     )
     return TrialResult(record, model=model, checkpoint=checkpoint)
+
+
+#: Rows of the fixed batch ``inference_ms`` is measured on (the first validation rows).
+INFERENCE_BATCH = 256
+
+
+def measure_objectives(
+    spec: NasSpec,
+    data: Dataset,
+    model: keras.Model,
+    arch: Architecture,
+    history: list[dict[str, float]],
+    best_epoch: int | None,
+) -> dict[str, float]:
+    """The spec's ``objectives`` for a trained trial (none for a single-objective run).
+
+    A Keras metric is taken at the trial's best epoch (by the first objective), so every
+    value describes the same model, the one the trial keeps.
+    """
+    if not spec.objectives:
+        return {}
+    at_best = next((h for h in history if int(h.get("epoch", 0)) == best_epoch), None)
+    at_best = at_best or (history[-1] if history else {})
+    values: dict[str, float] = {}
+    for name, _direction in spec.resolved_objectives:
+        if name == "params":
+            values[name] = float(arch.trainable_params_count())
+        elif name == "inference_ms":
+            values[name] = measure_inference_ms(model, data.x_val[:INFERENCE_BATCH])
+        elif name in at_best:
+            values[name] = float(at_best[name])
+    return values
 
 
 def _failed(base: dict[str, Any], error: str, started: float) -> TrialRecord:

@@ -6,10 +6,19 @@ import math
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Run, Trial
+from app.db.models import Run, Trial, TrialStatus
+from app.nas.pareto import pareto_front
+from app.nas.spec import NasSpec
 from app.runs import trials as trial_rows
 from app.schemas.runs import Direction, RunObjective, RunProgress, RunSummary, StoredSpec
-from app.schemas.trials import ArchitectureSummary, TrialList, TrialOut
+from app.schemas.trials import (
+    ArchitectureSummary,
+    ParetoFront,
+    ParetoObjective,
+    ParetoTrial,
+    TrialList,
+    TrialOut,
+)
 
 
 def run_summary(run: Run) -> RunSummary | None:
@@ -66,4 +75,39 @@ def trial_list(run: Run, trials: list[Trial], *, best_first: bool) -> TrialList:
         items=[trial_out(t) for t in trials],
         objective=objective.name,
         direction=objective.direction,
+    )
+
+
+def pareto_of(run: Run, trials: list[Trial]) -> ParetoFront:
+    """The non-dominated completed trials over the run's objectives (`GET /runs/{id}/pareto`).
+
+    A single-objective run's front is its best trial(s). Trials without every objective
+    measured (failed, cancelled, or recorded before objectives existed) are left out.
+    """
+    spec = NasSpec.model_validate(run.spec)
+    objectives = spec.resolved_objectives
+    names = [name for name, _ in objectives]
+    members: list[tuple[Trial, dict[str, float]]] = []
+    for trial in trials:
+        if trial.status != TrialStatus.COMPLETED:
+            continue
+        values = dict((trial.record or {}).get("objectives") or {})
+        if not spec.objectives and trial.score is not None:
+            values = {names[0]: float(trial.score)}
+        if all(name in values for name in names):
+            members.append((trial, values))
+    points = [[values[name] for name in names] for _, values in members]
+    front = [members[i] for i in pareto_front(points, [d for _, d in objectives])]
+    first, direction = objectives[0]
+    front.sort(
+        key=lambda m: (-m[1][first] if direction == "maximize" else m[1][first], m[0].number)
+    )
+    return ParetoFront(
+        objectives=[ParetoObjective(name=n, direction=d) for n, d in objectives],
+        items=[
+            ParetoTrial(
+                number=t.number, objectives=values, score=t.score, params_count=t.params_count
+            )
+            for t, values in front
+        ],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -49,6 +49,11 @@ class TrialOut(BaseModel):
     duration_s: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    parent: int | None = Field(
+        default=None, description="The trial whose saved model this one continues (ASHA)"
+    )
+    epochs_target: int | None = Field(default=None, description="The epochs it trains to")
+    worker: str | None = Field(default=None, description="host:pid of the worker that trained it")
 
 
 class TrialDetail(TrialOut):
@@ -123,3 +128,22 @@ class PredictResponse(BaseModel):
     )
     run_id: str
     trial: int | None = None
+
+
+class ParetoObjective(BaseModel):
+    name: str
+    direction: Literal["maximize", "minimize"]
+
+
+class ParetoTrial(BaseModel):
+    number: int
+    objectives: dict[str, float]
+    score: float | None = None
+    params_count: int | None = None
+
+
+class ParetoFront(BaseModel):
+    """The run's non-dominated completed trials over its objectives, best first objective first."""
+
+    objectives: list[ParetoObjective]
+    items: list[ParetoTrial]

@@ -11,8 +11,8 @@ from app.api.deps import OwnerDep, SessionDep
 from app.api.routes.runs import PROBLEMS, load_run
 from app.errors import NotFound
 from app.runs import trials as trial_rows
-from app.runs.progress import trial_list, trial_out
-from app.schemas.trials import TrialDetail, TrialList
+from app.runs.progress import pareto_of, trial_list, trial_out
+from app.schemas.trials import ParetoFront, TrialDetail, TrialList
 
 router = APIRouter(prefix="/runs", tags=["trials"])
 
@@ -29,6 +29,13 @@ async def list_trials(
     return trial_list(
         run, await trial_rows.list_trials(session, run_id), best_first=sort == "score"
     )
+
+
+@router.get("/{run_id}/pareto", response_model=ParetoFront, responses=PROBLEMS)
+async def pareto(run_id: uuid.UUID, session: SessionDep, owner: OwnerDep) -> ParetoFront:
+    """The run's non-dominated completed trials over its `objectives` (Pareto front)."""
+    run = await load_run(session, run_id, owner)
+    return pareto_of(run, await trial_rows.list_trials(session, run_id))
 
 
 @router.get("/{run_id}/trials/{number}", response_model=TrialDetail, responses=PROBLEMS)
