@@ -20,6 +20,7 @@ from app.saga.errors import (
     StepCancelled,
     StepInterrupted,
     StepRejected,
+    StepSuspended,
     UndoIncomplete,
     UndoOutcome,
     UnserializableResult,
@@ -183,6 +184,12 @@ class Execution:
         elif isinstance(error, Halt):
             await self._step_halted(name, error)
         elif isinstance(error, StepInterrupted) or not isinstance(error, Exception):
+            if isinstance(error, StepSuspended):
+                # Waiting is not an attempt: its resumption is the same attempt, so attempt
+                # counts (and attempt-keyed events, and first-attempt faults) see one.
+                rec = self.records[name]
+                rec.attempts -= 1
+                await self.store.step_running(self.saga_id, name, rec.attempts)
             raise error  # a crash (BaseException) or a request to stop and resume later
         elif self.steps[name].pivot and not isinstance(error, StepRejected):
             # Its effect may be committed: never undo past a pivot; rerun it on resume.

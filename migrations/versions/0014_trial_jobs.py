@@ -1,4 +1,4 @@
-"""Trials as queue jobs: what each queued trial trains, its job, its worker; the nas_trial_jobs view.
+"""Trials as queue jobs: what each queued trial trains, its job, its worker; view nas_trial_jobs.
 
 A run's trials are `cerebros.run_trial` jobs (any worker, any host trains any trial), so a
 trial row exists from the moment it is queued: ``started_at`` is NULL until a worker takes
@@ -21,6 +21,58 @@ revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
+
+#: `nas_run_jobs` (revision 0002) showed the run's first job; a run now has several
+#: `cerebros.run_nas` jobs (its first, then its advances, all with the run's lock), so it
+#: shows the latest: the one that is waiting, working, or ended the run. Same columns.
+NAS_RUN_JOBS_VIEW = """
+CREATE OR REPLACE VIEW nas_run_jobs AS
+SELECT r.id AS run_id,
+       r.owner,
+       r.status AS run_status,
+       r.current_step,
+       r.created_at AS run_created_at,
+       r.finished_at AS run_finished_at,
+       j.id AS job_id,
+       j.status AS job_status,
+       j.attempts,
+       j.queue_name,
+       j.scheduled_at,
+       (SELECT min(e.at) FROM procrastinate_events e
+         WHERE e.job_id = j.id AND e.type = 'started') AS first_started_at,
+       (SELECT max(e.at) FROM procrastinate_events e
+         WHERE e.job_id = j.id AND e.type = 'started') AS last_started_at,
+       j.worker_id
+FROM runs r
+LEFT JOIN LATERAL (
+    SELECT * FROM procrastinate_jobs pj
+    WHERE pj.id = r.job_id OR pj.lock = 'cerebros-run:' || r.id::text
+    ORDER BY pj.id DESC
+    LIMIT 1
+) j ON true;
+"""
+
+FIRST_JOB_VIEW = """
+CREATE OR REPLACE VIEW nas_run_jobs AS
+SELECT r.id AS run_id,
+       r.owner,
+       r.status AS run_status,
+       r.current_step,
+       r.created_at AS run_created_at,
+       r.finished_at AS run_finished_at,
+       j.id AS job_id,
+       j.status AS job_status,
+       j.attempts,
+       j.queue_name,
+       j.scheduled_at,
+       (SELECT min(e.at) FROM procrastinate_events e
+         WHERE e.job_id = j.id AND e.type = 'started') AS first_started_at,
+       (SELECT max(e.at) FROM procrastinate_events e
+         WHERE e.job_id = j.id AND e.type = 'started') AS last_started_at,
+       j.worker_id
+FROM runs r
+LEFT JOIN procrastinate_jobs j ON j.id = r.job_id;
+"""
 
 NAS_TRIAL_JOBS_VIEW = """
 CREATE VIEW nas_trial_jobs AS
@@ -65,9 +117,11 @@ def upgrade() -> None:
     op.alter_column("trials", "started_at", nullable=True)
     op.create_index("ix_trials_job_id", "trials", ["job_id"])
     op.execute(NAS_TRIAL_JOBS_VIEW)
+    op.execute(NAS_RUN_JOBS_VIEW)
 
 
 def downgrade() -> None:
+    op.execute(FIRST_JOB_VIEW)
     op.execute("DROP VIEW IF EXISTS nas_trial_jobs")
     op.drop_index("ix_trials_job_id", table_name="trials")
     op.execute("UPDATE trials SET started_at = queued_at WHERE started_at IS NULL")

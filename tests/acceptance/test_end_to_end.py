@@ -45,7 +45,12 @@ def test_run_goes_from_queued_to_succeeded(database_url: str, tmp_path: Path) ->
     result = run["result"]
     assert isinstance(result, dict) and result["trials_completed"] == 2
     assert result["best_score"] > 0.34  # better than guessing one of iris' three classes
-    assert Path(result["artifacts"]["best_model"]).is_file()
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute(
+            "SELECT name FROM run_artifacts WHERE run_id = %s AND name = %s",
+            (run_id, result["artifacts"]["best_model"]),
+        ).fetchall()
+    assert stored == [("best_model.keras",)]  # in Postgres, for any API on any host
 
 
 def test_invalid_job_arguments_fail_the_run_without_retry(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 import uuid
@@ -42,6 +43,28 @@ def event_count(database_url: str, run_id: str, name: str) -> int:
     )
 
 
+def training(database_url: str, run_id: str) -> bool:
+    """A trial of the run is being trained (its epochs go out as live notifications only)."""
+    return bool(
+        rows(
+            database_url,
+            "SELECT 1 FROM trials WHERE run_id = %s AND status = 'running' "
+            "AND started_at < clock_timestamp() - interval '1 second'",
+            run_id,
+        )
+    )
+
+
+def live_epochs(conn: psycopg.Connection[Any], run_id: str) -> int:
+    """The run's live epoch notifications received on ``conn`` since the last call."""
+    count = 0
+    for note in conn.notifies(timeout=0.5):
+        data = json.loads(note.payload)
+        if data.get("run_id") == run_id and data.get("name") == "cerebros.nas.trial.epoch":
+            count += 1
+    return count
+
+
 def wait_for(predicate: Any, timeout: float = 120, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,21 +101,22 @@ def test_cancel_running_run_stops_within_an_epoch_and_undoes(
     artifacts = tmp_path / "artifacts"
     env = service_env(database_url, CEREBROS_ARTIFACTS_DIR=str(artifacts))
     spec = {**LONG_SPEC, "parameters": {"epochs": 200, "seed": 5}}
+    listener = psycopg.connect(database_url, autocommit=True)
+    listener.execute("LISTEN cerebros_events")
     with api_server(env, tmp_path) as base, worker_process(env, tmp_path):
         run = httpx.post(f"{base}/runs", json=spec, timeout=10).json()
-        wait_for(
-            lambda: event_count(database_url, run["id"], "cerebros.nas.trial.epoch") >= 2,
-            what="training",
-        )
-        epochs_before = event_count(database_url, run["id"], "cerebros.nas.trial.epoch")
+        wait_for(lambda: training(database_url, run["id"]), what="training")
+        assert live_epochs(listener, run["id"]) >= 1
         response = httpx.post(f"{base}/runs/{run['id']}/cancel", timeout=10)
         assert response.status_code == 200
         final = wait_final(base, run["id"], timeout=60)
         late = httpx.post(f"{base}/runs/{run['id']}/cancel", timeout=10)
+    late_epochs = live_epochs(listener, run["id"])
+    listener.close()
     assert final["status"] == "cancelled"
     assert late.status_code == 200  # idempotent on a cancelled run
     # Stopped promptly: at most a couple of epochs after the request, far from 200.
-    assert event_count(database_url, run["id"], "cerebros.nas.trial.epoch") <= epochs_before + 3
+    assert late_epochs <= 3, late_epochs
     cancelled = rows(
         database_url,
         "SELECT payload->>'reason' FROM run_events WHERE run_id = %s "
@@ -134,7 +158,9 @@ def test_worker_killed_mid_trial_is_recovered_without_retraining(
                 lambda: bool(
                     rows(
                         database_url,
-                        "SELECT 1 FROM trials WHERE run_id = %s AND number = 2 AND epochs_run >= 1",
+                        "SELECT 1 FROM trials WHERE run_id = %s AND number = 2 "
+                        "AND status = 'running' AND started_at < clock_timestamp() - "
+                        "interval '1 second'",
                         run_id,
                     )
                 ),
@@ -147,8 +173,11 @@ def test_worker_killed_mid_trial_is_recovered_without_retraining(
             run_id,
         )
         assert first and first[0][1] is not None
+        # Trial 2's job was taken by the dead worker: it stays `doing` until the recovery.
         assert rows(
-            database_url, "SELECT job_status FROM nas_run_jobs WHERE run_id = %s", run_id
+            database_url,
+            "SELECT job_status FROM nas_trial_jobs WHERE run_id = %s AND trial = 2",
+            run_id,
         ) == [("doing",)]
         with worker_process(env, tmp_path, name="rescuer"):
             final = wait_final(base, run_id, timeout=240)
@@ -170,29 +199,42 @@ def test_worker_killed_mid_trial_is_recovered_without_retraining(
         run_id,
     )
     assert duplicated == []
-    attempts = rows(
-        database_url, "SELECT job_status, attempts FROM nas_run_jobs WHERE run_id = %s", run_id
+    trainings = rows(
+        database_url,
+        "SELECT trial, job_status, trainings FROM nas_trial_jobs WHERE run_id = %s ORDER BY 1",
+        run_id,
     )
-    assert attempts == [("succeeded", 2)]  # the killed execution and the rescue
+    # Trial 2: the killed training and the rescue, in one job retried by the recovery.
+    assert trainings == [(1, "succeeded", 1), (2, "succeeded", 2), (3, "succeeded", 1)]
 
 
-def test_sigterm_lets_the_current_run_finish(database_url: str, tmp_path: Path) -> None:
+def test_sigterm_lets_the_current_trial_finish(database_url: str, tmp_path: Path) -> None:
+    """SIGTERM: the worker finishes the trial it trains (its job), then exits; the run goes on
+    with the next worker, and the trial is not trained again."""
     env = service_env(database_url, CEREBROS_ARTIFACTS_DIR=str(tmp_path / "artifacts"))
     spec = {**LONG_SPEC, "budget": {"max_trials": 2}, "parameters": {"epochs": 4, "seed": 2}}
     with api_server(env, tmp_path) as base:
         run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
         with worker_process(env, tmp_path) as worker:
-            wait_for(
-                lambda: event_count(database_url, run_id, "cerebros.nas.trial.epoch") >= 1,
-                what="training",
-            )
+            wait_for(lambda: training(database_url, run_id), what="training")
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(timeout=180) == 0
-        run = httpx.get(f"{base}/runs/{run_id}", timeout=10).json()
+        first = rows(
+            database_url,
+            "SELECT trial, trial_status, job_status FROM nas_trial_jobs WHERE run_id = %s "
+            "AND trial_status <> 'queued' ORDER BY trial",
+            run_id,
+        )
+        assert first and first[0][1:] == ("completed", "succeeded"), first
+        with worker_process(env, tmp_path, name="next"):
+            run = wait_final(base, run_id, timeout=180)
     assert run["status"] == "succeeded"
-    assert rows(database_url, "SELECT job_status FROM nas_run_jobs WHERE run_id = %s", run_id) == [
-        ("succeeded",)
-    ]
+    trials = rows(
+        database_url,
+        "SELECT trial, job_status, trainings FROM nas_trial_jobs WHERE run_id = %s ORDER BY 1",
+        run_id,
+    )
+    assert trials == [(1, "succeeded", 1), (2, "succeeded", 1)]
 
 
 STEPS = STEP_NAMES
@@ -317,8 +359,8 @@ def test_a_run_locked_by_another_process_is_waited_for_not_marked_succeeded(
 def test_a_draining_worker_keeps_its_job_and_a_killed_one_is_taken_over(
     database_url: str, tmp_path: Path
 ) -> None:
-    """SIGTERM: heartbeats go on while the run drains, so no other worker takes the job;
-    SIGKILL then (a stop-then-kill shutdown): another worker resumes the run to its end."""
+    """SIGTERM: heartbeats go on while the trial drains, so no other worker takes its job;
+    SIGKILL then (a stop-then-kill shutdown): another worker trains it again and ends the run."""
     env = service_env(
         database_url,
         CEREBROS_STALLED_AFTER_SECONDS="3",
@@ -328,28 +370,25 @@ def test_a_draining_worker_keeps_its_job_and_a_killed_one_is_taken_over(
     with api_server(env, tmp_path) as base:
         run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
         with worker_process(env, tmp_path, name="draining") as draining:
-            wait_for(
-                lambda: event_count(database_url, run_id, "cerebros.nas.trial.epoch") >= 1,
-                what="training",
-            )
+            wait_for(lambda: training(database_url, run_id), what="training")
             draining.send_signal(signal.SIGTERM)
             with worker_process(env, tmp_path, name="other"):
                 time.sleep(10)  # more than three stalled timeouts
-                assert draining.poll() is None, "the run should still be draining"
+                assert draining.poll() is None, "the trial should still be draining"
                 job = rows(
                     database_url,
-                    "SELECT run_status, job_status, attempts FROM nas_run_jobs WHERE run_id = %s",
+                    "SELECT trial_status, job_status, job_attempts FROM nas_trial_jobs "
+                    "WHERE run_id = %s AND trial = 1",
                     run_id,
                 )
                 assert job == [("running", "doing", 0)], "the draining worker's job was taken"
                 stop(draining, signal.SIGKILL)
                 final = wait_final(base, run_id, timeout=240)
-                wait_for(
-                    lambda: job_status(database_url, run_id) == "succeeded",
-                    timeout=30,
-                    what="job end",
-                )
     assert final["status"] == "succeeded", final
+    retried = rows(
+        database_url, "SELECT trainings FROM nas_trial_jobs WHERE run_id = %s AND trial = 1", run_id
+    )
+    assert retried == [(2,)]  # the killed training, then the other worker's
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from app.saga import (
     Step,
     StepContext,
     StepInterrupted,
+    StepSuspended,
 )
 from tests.saga.helpers import Log, SimulatedCrash, new_id, saga_record, states, step_records
 
@@ -264,3 +265,28 @@ async def test_crash_during_undo_resumes_the_undo(store: SagaStore) -> None:
     assert log.count("run") == {"a": 1, "b": 1, "c": 1}  # nothing rerun
     assert [(o.step, o.status) for o in info.value.undo] == [("b", "undone"), ("a", "undone")]
     assert (await saga_record(store, saga_id)).status == "failed"
+
+
+async def test_a_suspended_step_resumes_as_the_same_attempt(store: SagaStore) -> None:
+    """`StepSuspended`: the saga stays running, the step reruns on resume, and waiting is not
+    counted as an attempt (attempt-keyed events and first-attempt faults see one)."""
+    seen: list[int] = []
+    waits = [2]
+
+    async def wait_twice(ctx: StepContext) -> str:
+        seen.append(ctx.attempt)
+        if waits[0]:
+            waits[0] -= 1
+            raise StepSuspended("waiting on work elsewhere")
+        return "done"
+
+    saga = Saga("waits", [Step("w", run=wait_twice)])
+    saga_id = new_id()
+    for _ in range(2):
+        with pytest.raises(StepSuspended):
+            await SagaRunner(store).run(saga, saga_id=saga_id, inputs={})
+        assert (await saga_record(store, saga_id)).status == "running"
+    outcome = await SagaRunner(store).run(saga, saga_id=saga_id)
+    assert outcome.status == "succeeded"
+    assert seen == [1, 1, 1]
+    assert (await step_records(store, saga_id))["w"].attempts == 1
