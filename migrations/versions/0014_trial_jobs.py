@@ -45,7 +45,9 @@ SELECT r.id AS run_id,
        j.worker_id
 FROM runs r
 LEFT JOIN LATERAL (
-    SELECT * FROM procrastinate_jobs pj
+    -- Named columns, not *: a queue schema upgraded in place orders its columns differently.
+    SELECT pj.id, pj.status, pj.attempts, pj.queue_name, pj.scheduled_at, pj.worker_id
+    FROM procrastinate_jobs pj
     WHERE pj.id = r.job_id OR pj.lock = 'cerebros-run:' || r.id::text
     ORDER BY pj.id DESC
     LIMIT 1

@@ -46,9 +46,14 @@ class Migrated:
 
 
 def queue_only(schema: Catalog) -> Catalog:
-    """The queue's objects: procrastinate's and the ledger's."""
+    """The queue's objects: procrastinate's and the ledger's (not our nas_* views over them)."""
     return {
-        kind: {row for row in rows if "procrastinate" in str(row) or LEDGER in str(row)}
+        kind: {
+            row
+            for row in rows
+            if ("procrastinate" in str(row) or LEDGER in str(row))
+            and not str(row).startswith("('nas_")
+        }
         for kind, rows in schema.items()
     }
 
