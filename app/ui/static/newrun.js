@@ -7,7 +7,7 @@ import { clear, h, problemBox } from "./dom.js";
 const DATASETS = ["iris", "digits", "wine", "breast_cancer", "diabetes", "classification", "regression", "mnist", "fashion_mnist", "cifar10"];
 const OBJECTIVES = ["val_accuracy", "val_loss", "accuracy", "loss", "val_mae", "val_mse", "val_root_mean_squared_error"];
 const ACTIVATIONS = ["relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish", "softsign", "softplus", "linear"];
-const STRATEGIES = ["random", "successive_halving"];
+const STRATEGIES = ["random", "asha", "hyperband", "tpe", "evolution"];  // nsga2 needs objectives: submit it as JSON
 
 /** "1, 2 3" -> [1, 2, 3]; what is not a number is kept as text, for the API to name. */
 function parseList(text, numeric) {
