@@ -31,8 +31,12 @@ from app.schemas.runs import RunObjective, RunSummary, StoredSpec
 
 
 def _ts(column: str) -> str:
-    """`column` (timestamptz) as pydantic writes a UTC datetime (JSON null stays null)."""
-    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    """`column` (timestamptz) as pydantic writes a UTC datetime (JSON null stays null).
+
+    Six digits of fraction, none when they are all zero, then `Z`.
+    """
+    text = f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    return f"replace({text}, '.000000Z', 'Z')"
 
 
 # RunOut.error is a RunError: a stored error missing a field reads with the field's default.
