@@ -88,7 +88,7 @@ def view_of(record: TrialRecord, *, status: str | None = None) -> TrialView:
 
 def check_failures(setup: SearchSetup, history: Sequence[TrialView]) -> None:
     """Raise `SearchFailed` once more than ``max_failed_trials`` trials failed to train."""
-    failed = [t for t in history if t.status == "failed" and not t.skipped]
+    failed = [t for t in history if t.status == "failed" and not t.skipped and not t.prior]
     limit = setup.spec.parameters.max_failed_trials
     if len(failed) > limit:
         last = max(failed, key=lambda t: t.number)
@@ -120,11 +120,11 @@ def plan(strategy: Strategy, history: Sequence[TrialView], *, max_active: int) -
     """
     setup = strategy.setup
     check_failures(setup, history)
-    seen = sorted(history, key=lambda t: t.number)
-    number = seen[-1].number if seen else 0
+    seen = sorted(history, key=lambda t: t.number)  # prior trials (negative numbers) first
+    number = max((t.number for t in seen if not t.prior), default=0)
     oversized = 0
     for t in reversed(seen):  # a resumed run continues its count of skips in a row
-        if not t.skipped:
+        if not t.skipped or t.prior:
             break
         oversized += 1
     out = Plan()

@@ -159,6 +159,12 @@ class NasParameters(BaseModel):
         description="evolution: trials of the population drawn for each tournament (at most "
         "the population)",
     )
+    warm_start_run_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="a run of the same owner and dataset whose finished trials the strategy "
+        "learns from (they do not count against this run's budget)",
+    )
     direction: Literal["max", "min"] | None = None
     max_params: int | None = Field(
         default=None,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -115,7 +115,8 @@ class Coordinator:
                 rows = await trials.history_rows(session, self.run_id)
                 return Advance(outcome=await self._finish(session, "timed_out", rows, message))
             views = [view_of_row(r) for r in rows]
-            step = plan(self.strategy(), views, max_active=await self._max_active(session))
+            prior = await self._prior(session)
+            step = plan(self.strategy(), prior + views, max_active=await self._max_active(session))
             for record in step.skipped:
                 await trials.finish_trial(session, self.run_id, record)
                 await trial_finished(events, session, record)
@@ -146,6 +147,18 @@ class Coordinator:
                 rows = await trials.history_rows(session, self.run_id)
                 out.outcome = await self._finish(session, status, rows, message)
             return out
+
+    async def _prior(self, session: AsyncSession) -> list[TrialView]:
+        """The finished trials of ``parameters.warm_start_run_id`` (checked at submission)."""
+        warm = self.spec.parameters.warm_start_run_id
+        if warm is None:
+            return []
+        rows = await trials.history_rows(session, uuid.UUID(warm))
+        return [
+            replace(view_of_row(r), number=-r.number, parent=None, prior=True)
+            for r in rows
+            if r.status.is_finished
+        ]
 
     async def _max_active(self, session: AsyncSession) -> int:
         """How many trials of this run may be queued or running at once.

@@ -107,10 +107,24 @@ async def create_local_run(
     )
     try:
         async with sessions.begin() as session:
+            await check_warm_start(session, body, owner)
             session.add(run)
     except IntegrityError as exc:
         raise Conflict(RUN_ID_TAKEN, field="run_id") from exc
     return run
+
+
+async def check_warm_start(session: AsyncSession, body: RunCreate, owner: str) -> None:
+    """``parameters.warm_start_run_id`` names a run of the same owner and dataset."""
+    warm = body.parameters.warm_start_run_id
+    if warm is None:
+        return
+    run = await repository.get_run(session, uuid.UUID(warm), owner)
+    if run is None or run.spec.get("dataset_id") != body.dataset_id:
+        raise InvalidInput(
+            "warm_start_run_id must name one of your runs on the same dataset",
+            field="parameters.warm_start_run_id",
+        )
 
 
 def _replay(existing: Run, digest: str) -> Run:
@@ -138,6 +152,7 @@ async def _insert_with_job(
         if max_active_runs is not None:
             await _check_active_runs(session, owner, max_active_runs)
         await lock_run_dataset(session, body.dataset_id, owner)  # a delete waits for us
+        await check_warm_start(session, body, owner)
         run = Run(
             id=run_id,
             owner=owner,

@@ -190,3 +190,19 @@ def test_events_are_listed_after_a_cursor(client: TestClient, db: psycopg.Connec
     assert [e["id"] for e in rest["items"]] == ids[1:]
     assert rest["next_after"] == ids[-1]
     assert client.get(f"/runs/{uuid.uuid4()}/events").status_code == 404
+
+
+def test_warm_start_must_name_an_own_run_on_the_same_dataset(client: TestClient) -> None:
+    body = {
+        "dataset_id": "iris",
+        "objective": "val_accuracy",
+        "parameters": {"warm_start_run_id": str(uuid.uuid4())},
+    }
+    response = client.post("/runs", json=body)
+    assert response.status_code == 422, response.text
+    assert "warm_start_run_id" in response.text
+    other = client.post("/runs", json=spec())  # a run of the caller's, on iris
+    assert other.status_code == 202
+    wine = {**spec(dataset_id="wine"), "parameters": {"warm_start_run_id": other.json()["id"]}}
+    response = client.post("/runs", json=wine)
+    assert response.status_code == 422, response.text

@@ -60,7 +60,7 @@ class Hyperband(Strategy):
 
     def ask(self, history: Sequence[TrialView]) -> Decision:
         by_number = {t.number: t for t in history}
-        roots = [t for t in history if t.is_new and not t.skipped]
+        roots = [t for t in history if t.budgeted]
         bracket_of_root = {t.number: i % self.n_brackets for i, t in enumerate(roots)}
 
         def bracket(t: TrialView) -> int:
@@ -71,7 +71,7 @@ class Hyperband(Strategy):
         promoted = {t.parent for t in history if t.parent is not None}
         finished: dict[tuple[int, int], list[TrialView]] = defaultdict(list)
         for t in history:
-            if t.status == "completed" and t.score is not None:
+            if t.status == "completed" and t.score is not None and not t.prior:
                 finished[(bracket(t), t.epochs)].append(t)
         # Top rung first: the trials closest to done get the workers (ASHA's get_job).
         for level in reversed(range(len(self.rungs) - 1)):

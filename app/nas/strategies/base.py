@@ -69,6 +69,9 @@ class TrialView:
     skipped: bool = False
     objectives: Mapping[str, float] = field(default_factory=dict)
     error: str | None = None
+    #: A trial of an earlier run (``parameters.warm_start_run_id``): history to learn from,
+    #: not part of this run (no budget, no checkpoint to continue); its number is negative.
+    prior: bool = False
 
     @cached_property
     def fingerprint(self) -> str:
@@ -82,6 +85,11 @@ class TrialView:
     @property
     def finished(self) -> bool:
         return self.status in ("completed", "pruned", "failed")
+
+    @property
+    def budgeted(self) -> bool:
+        """Uses up ``budget.max_trials``: a new candidate of this run that was not skipped."""
+        return self.is_new and not self.skipped and not self.prior
 
     @property
     def is_new(self) -> bool:

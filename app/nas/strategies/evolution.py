@@ -60,7 +60,7 @@ class RegularizedEvolution(Strategy):
     def ask(self, history: Sequence[TrialView]) -> Decision:
         params = self.spec.parameters
         epochs = self.spec.epochs_per_trial
-        new = sum(1 for t in history if t.is_new and not t.skipped)
+        new = sum(1 for t in history if t.budgeted)
         members = population(history, params.population_size)
         if new >= self.spec.budget.max_trials or new < params.population_size or not members:
             return next_candidate(self, self.candidates, history, epochs=epochs)

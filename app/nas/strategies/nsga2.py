@@ -67,7 +67,7 @@ class NSGA2Search(Strategy):
     def ask(self, history: Sequence[TrialView]) -> Decision:
         epochs = self.spec.epochs_per_trial
         params = self.spec.parameters
-        new = sum(1 for t in history if t.is_new and not t.skipped)
+        new = sum(1 for t in history if t.budgeted)
         if new >= self.spec.budget.max_trials or new < params.population_size:
             return next_candidate(self, self.candidates, history, epochs=epochs)
         seen = {t.fingerprint for t in history}

@@ -25,7 +25,7 @@ def next_candidate(
     and `Done` after.
     """
     budget = strategy.spec.budget.max_trials
-    new = sum(1 for t in history if t.is_new and not t.skipped)
+    new = sum(1 for t in history if t.budgeted)
     active = any(t.active for t in history)
     if new >= budget:
         return Wait() if active else Done()

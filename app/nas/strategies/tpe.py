@@ -68,7 +68,7 @@ class TPESearch(Strategy):
 
     def ask(self, history: Sequence[TrialView]) -> Decision:
         epochs = self.spec.epochs_per_trial
-        new = sum(1 for t in history if t.is_new and not t.skipped)
+        new = sum(1 for t in history if t.budgeted)
         completed = sum(1 for t in history if t.is_new and t.score is not None)
         if new >= self.spec.budget.max_trials or completed < self.startup:
             return next_candidate(self, self.candidates, history, epochs=epochs)
