@@ -1,19 +1,25 @@
-"""Bookkeeping cost per trial and per epoch, and how it grows with the trials table.
+"""Bookkeeping cost per trial, and how it grows with the trials table.
 
-Drives the real `DatabaseReporter` (app.pipeline.progress) from a thread, as the search does:
-trial_started (trial upsert + event), epoch_finished (history append + event) per epoch,
-trial_finished (final upsert + event), each in its own transaction. Counts the SQL statements,
-transactions and pool checkouts per call, and times the reads the API does for one run
-(GET /runs/{id}/trials: run + trials; progress aggregate; events page) with 1k, 10k and 100k
-background trial rows (bulk-loaded with generate_series, with their events).
+Times the per-trial writes of a `cerebros.run_trial` job (app/pipeline/trial_job.py) with no
+training: the claim (`_claim`: run and trial rows read, the trial locked, marked running on
+this worker, ``trial.started`` published; one durable transaction) and the end (`_end`: the
+run row locked, the final record with the whole 10-epoch history, ``trial.completed``
+published and the run's next advance deferred; one durable transaction), called with a real
+`Runtime` (the worker's engine, pool of 4, and the queue app) on a real, freshly migrated
+database. The read between them (`_beats_best`, one read-only session) is timed too. Between
+two trials the advance job the end deferred is removed, untimed, as the run's worker would
+have run it, so every end defers a new one (its queueing lock is free). Epochs are live
+notifications only (no transaction) and are not part of this. Background rows: N trials
+(10 per run) with their events, bulk-loaded with ``generate_series``, then ``VACUUM ANALYZE``.
 
-    python -m benchmarks.bookkeeping --scales 1000 10000 100000 --rounds 3
+    python -m benchmarks.bookkeeping --scales 1000 100000 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import statistics
 import sys
@@ -24,17 +30,25 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db.session import create_engine, create_session_factory
-from app.events.store import list_events
-from app.nas.records import TrialRecord, TrialStart
-from app.pipeline.progress import DatabaseReporter
-from app.runs import repository
+from app.config import get_settings
+from app.db.models import Run
+from app.events.publish import RunEvents
+from app.nas.records import TrialRecord
+from app.nas.space import architectures, head_for
+from app.nas.spec import NasSpec
+from app.nas.strategies.base import NewTrial
+from app.nas.trial import TrialRequest
+from app.pipeline import trial_job
+from app.queue.app import create_queue_app
 from app.runs import trials as trial_rows
+from app.runtime import Runtime, create_runtime
+from benchmarks._common import digits_spec
 from benchmarks._db import append_section, fmt, fresh_database, md_table, nproc
 
 TARGET_MS_PER_TRIAL = 5.0
+EPOCHS = 10
 ARCHITECTURE: dict[str, Any] = {
     "levels": [
         {"units": [{"neurons": 32 * (i + 1), "activation": "relu"} for i in range(3)]}
@@ -81,7 +95,7 @@ FROM generate_series(%(first)s::int, %(last)s::int) AS t,
 
 
 def load_background(url: str, have: int, want: int, epochs: int) -> float:
-    """Add trials number `have`..`want`-1 (10 per run), each with epochs + 2 events."""
+    """Add trials number `have`..`want`-1 (10 per run), each with 2 events."""
     if want <= have:
         return 0.0
     import json
@@ -100,7 +114,7 @@ def load_background(url: str, have: int, want: int, epochs: int) -> float:
         "history": json.dumps(history),
         "record": json.dumps(record),
         "metrics": json.dumps(metrics(1)),
-        "events": epochs + 2,
+        "events": 2,  # trial.started and the terminal event: epochs are not events
     }
     began = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -149,240 +163,198 @@ class RoundResult:
     per_call: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
-def drive_trials(
-    reporter: DatabaseReporter, counts: Counts, trials: int, epochs: int, result: RoundResult
-) -> None:
-    """The search thread's calls: start, epochs, finish per trial; timed and counted."""
+KINDS = ("claim", "best read", "end", "claim + end", "whole trial")
 
-    def timed(kind: str, call: Any, *args: Any) -> None:
+
+def spec_doc() -> dict[str, Any]:
+    return digits_spec(trials=500, epochs=EPOCHS, batch_size=32)
+
+
+async def new_run(runtime: Runtime, spec: NasSpec, trials: int) -> tuple[uuid.UUID, list[int]]:
+    """A running run with ``trials`` queued trials (real requests); returns its id."""
+    run_id = uuid.uuid4()
+    head = head_for("classification", 10, spec.search_space.final_activation)
+    seq = architectures(spec.search_space, 0, input_dim=64, head=head)
+    async with runtime.sessions.begin() as session:
+        session.add(
+            Run(id=run_id, owner="bench", status="running", spec=spec.model_dump(mode="json"))
+        )
+        await session.flush()
+        for number in range(1, trials + 1):
+            request = TrialRequest.of(number, NewTrial(next(seq), epochs=EPOCHS))
+            arch = request.architecture
+            await trial_rows.queue_trial(
+                session,
+                run_id,
+                number,
+                request.to_dict(),
+                hyperparameters=arch.hyperparameters(),
+                params_count=arch.params_count(),
+            )
+    return run_id, list(range(1, trials + 1))
+
+
+def record_of(number: int, request: dict[str, Any]) -> TrialRecord:
+    history = [{"epoch": float(e), **metrics(e)} for e in range(1, EPOCHS + 1)]
+    return TrialRecord(
+        number=number,
+        status="completed",
+        architecture=request["architecture"],
+        hyperparameters=HYPER,
+        params_count=5000,
+        score=history[-1]["val_accuracy"],
+        best_epoch=EPOCHS,
+        epochs_run=EPOCHS,
+        history=history,
+        duration_s=1.0,
+        epochs_target=EPOCHS,
+    )
+
+
+def drop_waiting_advances(url: str) -> None:
+    """What the run's worker would have done: run (here: remove) the deferred advance."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM procrastinate_jobs WHERE task_name = 'cerebros.run_nas' "
+            "AND status = 'todo'"
+        )
+
+
+async def one_round(runtime: Runtime, counts: Counts, args: argparse.Namespace) -> RoundResult:
+    result = RoundResult()
+    spec = NasSpec.model_validate(spec_doc())
+    run_id, numbers = await new_run(runtime, spec, args.trials)
+    events = RunEvents(runtime.sessions, run_id)
+    async with runtime.sessions() as session:
+        requests = {
+            t.number: t.request or {} for t in await trial_rows.list_trials(session, run_id)
+        }
+
+    async def timed(kind: str, coro: Any) -> Any:
         before = counts.snapshot()
         start = time.perf_counter()
-        call(*args)
-        reporter.flush()  # measure the write itself, not just queueing it
+        out = await coro
         result.ms.setdefault(kind, []).append((time.perf_counter() - start) * 1000)
         after = counts.snapshot()
-        result.per_call[kind] = (
-            after[0] - before[0],
-            after[1] - before[1],
-            after[2] - before[2],
-        )
+        result.per_call[kind] = tuple(a - b for a, b in zip(after, before, strict=True))  # type: ignore[assignment]
+        return out
 
-    for number in range(1, trials + 1):
+    for number in numbers:
+        record = record_of(number, requests[number])
         begin = time.perf_counter()
-        timed(
-            "trial_started", reporter.trial_started, TrialStart(number, ARCHITECTURE, HYPER, 5000)
+        claim = await timed(
+            "claim", trial_job._claim(runtime, run_id, number, events, via_queue=True)
         )
-        history = []
-        for epoch in range(1, epochs + 1):
-            history.append({"epoch": epoch, **metrics(epoch)})
-            timed("epoch_finished", reporter.epoch_finished, number, epoch, metrics(epoch))
-        record = TrialRecord(
-            number=number,
-            status="completed",
-            architecture=ARCHITECTURE,
-            hyperparameters=HYPER,
-            params_count=5000,
-            score=0.9,
-            best_epoch=epochs,
-            epochs_run=epochs,
-            history=history,
-            duration_s=1.0,
+        assert claim is not None, "trial not claimed"
+        await timed("best read", trial_job._beats_best(runtime, run_id, spec, record))
+        await timed(
+            "end",
+            trial_job._end(
+                runtime,
+                run_id,
+                record,
+                events,
+                spec=spec,
+                best_model=None,
+                checkpoint=None,
+                via_queue=True,
+            ),
         )
-        timed("trial_finished", reporter.trial_finished, record)
         result.ms.setdefault("whole trial", []).append((time.perf_counter() - begin) * 1000)
-    if reporter.error is not None:
-        raise reporter.error
-
-
-async def new_run(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
-    from app.db.models import Run
-
-    run_id = uuid.uuid4()
-    async with sessions.begin() as session:
-        session.add(
-            Run(id=run_id, owner="bench", status="running", spec={"budget": {"max_trials": 50}})
+        result.ms.setdefault("claim + end", []).append(
+            result.ms["claim"][-1] + result.ms["end"][-1]
         )
-    return run_id
-
-
-async def time_reads(
-    sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, repeats: int, result: RoundResult
-) -> None:
-    """The API's reads for one run, each in its own session as a request would."""
-
-    async def trials_page() -> None:
-        async with sessions() as session:
-            await repository.get_run(session, run_id)
-            await trial_rows.list_trials(session, run_id)
-
-    async def progress() -> None:
-        async with sessions() as session:
-            await repository.get_run(session, run_id)
-            await trial_rows.trial_progress(session, run_id)
-
-    async def events() -> None:
-        async with sessions() as session:
-            await list_events(session, run_id, after=0, limit=500)
-
-    for name, read in (
-        ("read trials", trials_page),
-        ("read progress", progress),
-        ("read events", events),
-    ):
-        for _ in range(repeats):
-            start = time.perf_counter()
-            await read()
-            result.ms.setdefault(name, []).append((time.perf_counter() - start) * 1000)
-
-
-async def one_round(
-    sessions: async_sessionmaker[AsyncSession],
-    counts: Counts,
-    args: argparse.Namespace,
-    *,
-    durable_epochs: bool = False,
-) -> RoundResult:
-    result = RoundResult()
-    run_id = await new_run(sessions)
-    reporter = DatabaseReporter(
-        sessions, run_id, asyncio.get_running_loop(), durable_epochs=durable_epochs
-    )
-    async with reporter:
-        await asyncio.to_thread(drive_trials, reporter, counts, args.trials, args.epochs, result)
-    await time_reads(sessions, run_id, args.read_repeats, result)
+        await asyncio.to_thread(drop_waiting_advances, runtime.database_url)
+    async with runtime.sessions() as session:
+        done = [t for t in await trial_rows.list_trials(session, run_id) if t.status == "completed"]
+    assert len(done) == len(numbers), f"{len(done)} of {len(numbers)} trials completed"
     return result
 
 
-KINDS = (
-    "trial_started",
-    "epoch_finished",
-    "trial_finished",
-    "whole trial",
-    "read trials",
-    "read progress",
-    "read events",
-)
-
-
-async def measure(url: str, args: argparse.Namespace) -> dict[int, list[RoundResult]]:
-    engine = create_engine(url, pool_size=4)  # the worker's pool
+async def measure(
+    url: str, args: argparse.Namespace
+) -> tuple[dict[int, list[RoundResult]], dict[int, list[float]]]:
+    settings = get_settings()
+    runtime = create_runtime(settings, url, create_queue_app(url, settings), pool_size=4)
     counts = Counts()
-    counts.attach(engine)
-    sessions = create_session_factory(engine)
+    counts.attach(runtime.engine)
     results: dict[int, list[RoundResult]] = {}
+    loads: dict[int, list[float]] = {}
     have = 0
     try:
-        async with sessions() as session:  # warm the pool and the statement caches
-            await repository.get_run(session, uuid.uuid4())
+        await one_round(runtime, counts, argparse.Namespace(trials=3))  # warm pool and caches
         for scale in args.scales:
             took = await asyncio.to_thread(load_background, url, have, scale, args.bg_epochs)
             have = max(have, scale)
-            print(
-                f"background: {scale} trial rows ({scale * (args.bg_epochs + 2)} events) "
-                f"loaded in {took:.1f}s"
-            )
+            print(f"background: {scale} trial rows loaded in {took:.1f}s", flush=True)
             results[scale] = []
             for r in range(args.rounds):
-                if args.durable_epochs_too:
-                    # Before the async-epoch-commit change, alternated with it in each round.
-                    durable = await one_round(sessions, counts, args, durable_epochs=True)
-                    results.setdefault(-scale, []).append(durable)
-                    print(
-                        f"  round {r + 1} durable epochs: epoch_finished "
-                        f"{statistics.median(durable.ms['epoch_finished']):.2f} ms, whole trial "
-                        f"{statistics.median(durable.ms['whole trial']):.2f} ms (medians)"
-                    )
-                res = await one_round(sessions, counts, args)
+                loads.setdefault(scale, []).append(os.getloadavg()[0])
+                res = await one_round(runtime, counts, args)
+                loads[scale].append(os.getloadavg()[0])
                 results[scale].append(res)
                 print(
-                    f"  round {r + 1}: "
+                    f"  round {r + 1} (load {loads[scale][-2]:.2f} -> {loads[scale][-1]:.2f}): "
                     + ", ".join(f"{k} {statistics.median(res.ms[k]):.2f}" for k in KINDS)
-                    + " ms (medians)"
+                    + " ms (medians)",
+                    flush=True,
                 )
     finally:
-        await engine.dispose()
-    return results
+        await runtime.close()
+    return results, loads
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--scales", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--scales", type=int, nargs="+", default=[1000, 100000])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--trials", type=int, default=20, help="measured trials per round")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per measured trial")
-    parser.add_argument("--bg-epochs", type=int, default=5, help="epochs per background trial")
-    parser.add_argument("--read-repeats", type=int, default=50)
-    parser.add_argument(
-        "--durable-epochs-too",
-        action="store_true",
-        help="also run rounds with durable (synchronous) epoch commits, alternated",
-    )
-    parser.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
+    parser.add_argument("--trials", type=int, default=30, help="measured trials per round")
+    parser.add_argument("--bg-epochs", type=int, default=10, help="epochs per background trial")
+    parser.add_argument("--doc", action="store_true", help="append a section to docs/benchmarks.md")
     args = parser.parse_args()
     command = "python -m benchmarks.bookkeeping " + shlex.join(sys.argv[1:])
     print(f"nproc={nproc()} {command}")
 
     with fresh_database("cerebros_bench_bk") as url:
-        results = asyncio.run(measure(url, args))
+        results, loads = asyncio.run(measure(url, args))
 
     per_call = results[args.scales[0]][0].per_call
-    print("\nper call (statements, commits, pool checkouts):")
-    for kind in ("trial_started", "epoch_finished", "trial_finished"):
-        print(f"  {kind}: {per_call[kind]}")
-
     rows = []
-    for key, rounds in sorted(results.items(), key=lambda kv: (abs(kv[0]), kv[0] > 0)):
-        scale = abs(key)
+    for scale, rounds in results.items():
         med = {k: [statistics.median(r.ms[k]) for r in rounds] for k in KINDS}
-        fixed = [a + b for a, b in zip(med["trial_started"], med["trial_finished"], strict=True)]
-        label = f"{scale:,}" + (" (durable epoch commits)" if key < 0 else "")
-        rows.append(
-            [
-                label,
-                *(fmt(med[k]) for k in KINDS[:3]),
-                fmt(fixed),
-                fmt(med["whole trial"]),
-                *(fmt(med[k]) for k in KINDS[4:]),
-            ]
-        )
-        ratio = statistics.median(fixed) / TARGET_MS_PER_TRIAL
+        lo, hi = min(loads[scale]), max(loads[scale])
+        rows.append([f"{scale:,}", *(fmt(med[k]) for k in KINDS), f"{lo:.2f}-{hi:.2f}"])
         print(
-            f"{label:>7} rows: start+finish {fmt(fixed)} ms = {ratio:.2f}x the "
-            f"{TARGET_MS_PER_TRIAL} ms target; epoch {fmt(med['epoch_finished'])} ms; "
-            f"whole trial ({args.epochs} epochs) "
-            f"{fmt(med['whole trial'])} ms"
+            f"{scale:>7} rows: claim + end {fmt(med['claim + end'])} ms = "
+            f"{statistics.median(med['claim + end']) / TARGET_MS_PER_TRIAL:.2f}x the "
+            f"{TARGET_MS_PER_TRIAL} ms target"
         )
     table = md_table(
         [
             "background trial rows",
-            "trial_started",
-            "epoch_finished",
-            "trial_finished",
-            "start + finish",
-            f"whole trial ({args.epochs} epochs)",
-            "GET trials reads",
-            "progress reads",
-            "events page",
+            "claim",
+            "best read",
+            "end (10-epoch history)",
+            "claim + end",
+            "whole (claim + read + end)",
+            "load avg (1 min)",
         ],
         rows,
     )
-    print("\n" + table)
-    if not args.no_doc:
-        stmts = "; ".join(
-            f"`{k}` {per_call[k][0]} statements, {per_call[k][1]} commit, "
-            f"{per_call[k][2]} pool checkout"
-            for k in ("trial_started", "epoch_finished", "trial_finished")
-        )
-        body = (
-            "Each cell: median over rounds of the per-round median, in ms, (min-max over "
-            f"{args.rounds} rounds); {args.trials} trials x {args.epochs} epochs per round, "
-            f"reads repeated {args.read_repeats} times per round.\n\n"
-            + table
-            + f"\n\nPer call: {stmts}.\n"
-        )
-        append_section(
-            "Bookkeeping per trial and per epoch (`benchmarks/bookkeeping.py`)", command, body
-        )
+    stmts = "; ".join(
+        f"`{k}` {per_call[k][0]} statements, {per_call[k][1]} commit, "
+        f"{per_call[k][2]} pool checkout"
+        for k in ("claim", "best read", "end")
+    )
+    body = (
+        "Each cell: median over rounds of the per-round median, in ms (min-max over "
+        f"{args.rounds} rounds); {args.trials} trials x {EPOCHS} epochs per round.\n\n"
+        + table
+        + f"\n\nPer call: {stmts}.\n"
+    )
+    print("\n" + body)
+    if args.doc:
+        append_section("Bookkeeping per trial (`benchmarks/bookkeeping.py`)", command, body)
     return 0
 
 
