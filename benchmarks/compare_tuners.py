@@ -15,13 +15,25 @@ engine does. Usage::
 
     python -m benchmarks.compare_tuners --repeats 3 --trials 10 --epochs 5
     python -m benchmarks.compare_tuners --sides engine --threads 2,1   # thread setting A/B
+
+``--reach`` (issue 14's headline): per seed, KerasTuner RandomSearch runs ``--trials`` x
+``--epochs`` first (its best val_accuracy, less one validation row, is the goal; its own time
+is when one of its epochs first reached the goal), then our strategies (``--reach-sides``,
+default asha, tpe, evolution; in rotating order) run the same space with the serial engine
+and stop as soon as one epoch reaches the goal, or at KerasTuner's budget (the same trials for
+trial strategies; the same epochs, trials x epochs, for asha). Wall time counts from the
+search's start (dataset already loaded on every side)::
+
+    python -m benchmarks.compare_tuners --reach --repeats 5 --trials 30 --epochs 10
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -169,6 +181,185 @@ def run_optuna(data: Dataset, trials: int, epochs: int, batch_size: int, seed: i
     return len(study.trials) / (t[0] / 60), float(study.best_value)
 
 
+class ReachTrace:
+    """Epoch val_accuracy with its time since the search's start; stops at a goal or a cap."""
+
+    def __init__(self, goal: float | None = None, max_epochs: int | None = None) -> None:
+        self.started = time.perf_counter()
+        self.points: list[tuple[float, float]] = []
+        self.goal = goal
+        self.max_epochs = max_epochs
+
+    def add(self, value: float) -> None:
+        self.points.append((time.perf_counter() - self.started, value))
+
+    def reached(self, goal: float) -> tuple[float, int] | None:
+        """(seconds, epochs trained) when an epoch first reached ``goal``."""
+        for i, (at, value) in enumerate(self.points):
+            if value >= goal - 1e-9:
+                return at, i + 1
+        return None
+
+    def should_stop(self) -> bool:
+        if self.goal is not None and self.reached(self.goal) is not None:
+            return True
+        return self.max_epochs is not None and len(self.points) >= self.max_epochs
+
+    # ProgressReporter
+    def trial_started(self, trial: Any) -> None:
+        pass
+
+    def epoch_finished(self, trial_number: int, epoch: int, metrics: dict[str, float]) -> None:
+        self.add(metrics.get("val_accuracy", float("-inf")))
+
+    def trial_finished(self, trial: Any) -> None:
+        pass
+
+
+def reach_kerastuner(
+    data: Dataset, trials: int, epochs: int, batch_size: int, seed: int
+) -> ReachTrace:
+    """KerasTuner RandomSearch, every epoch's val_accuracy timed."""
+    import keras_tuner as kt
+
+    trace = ReachTrace()
+
+    class Timed(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            trace.add(float((logs or {})["val_accuracy"]))
+
+    class CerebrosLikeHyperModel(kt.HyperModel):
+        def build(self, hp: kt.HyperParameters) -> keras.Model:
+            layers, lr = sample_mlp(hp.Choice)
+            return build_mlp(data, layers, lr, seed)
+
+        def fit(self, hp: kt.HyperParameters, model: keras.Model, *args: Any, **kw: Any) -> Any:
+            kw["callbacks"] = [*kw.get("callbacks", []), Timed()]
+            history = model.fit(*args, **kw)
+            keras.backend.clear_session(free_memory=True)
+            return history
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trace.started = time.perf_counter()
+        tuner = kt.RandomSearch(
+            CerebrosLikeHyperModel(),
+            objective="val_accuracy",
+            max_trials=trials,
+            seed=seed,
+            directory=tmp,
+            project_name="bench",
+            overwrite=True,
+        )
+        tuner.search(
+            data.x_train,
+            data.y_train,
+            validation_data=(data.x_val, data.y_val),
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=True,
+            verbose=0,
+        )
+    return trace
+
+
+def reach_engine(
+    data: Dataset, strategy: str, goal: float, trials: int, epochs: int, batch_size: int, seed: int
+) -> ReachTrace:
+    """Our strategy with the serial engine, stopped at the goal or at KerasTuner's budget."""
+    spec = digits_spec(
+        trials=500 if strategy in {"asha", "hyperband"} else trials,
+        epochs=epochs,
+        batch_size=batch_size,
+        strategy=strategy,
+        seed=seed,
+    )
+    trace = ReachTrace(goal=goal, max_epochs=trials * epochs)
+    with tempfile.TemporaryDirectory() as tmp:
+        trace.started = time.perf_counter()
+        run_search(
+            NasSpec.model_validate(spec),
+            artifacts_dir=Path(tmp),
+            dataset=data,
+            reporter=trace,
+            should_stop=trace.should_stop,
+        )
+    return trace
+
+
+def reach_main(args: argparse.Namespace, data: Dataset) -> None:
+    """Wall time of our strategies to reach KerasTuner RandomSearch's best (issue 14)."""
+    row = 1 / len(data.y_val)
+    ours = [s for s in args.reach_sides.split(",") if s]
+    seconds: dict[str, Stat] = {s: Stat() for s in ["kerastuner", *ours]}
+    ratios: dict[str, list[float | None]] = {s: [] for s in ours}
+    lines = []
+    # Warm both kinds of side once (first model build, keras/torch lazy setup), untimed.
+    reach_kerastuner(data, 1, 1, args.batch_size, 999)
+    reach_engine(data, "random", 2.0, 1, 1, args.batch_size, 999)
+    for repeat in range(args.repeats):
+        load_before = os.getloadavg()[0]
+        kt_trace = reach_kerastuner(data, args.trials, args.epochs, args.batch_size, repeat)
+        best = max(v for _, v in kt_trace.points)
+        goal = best - row
+        kt_at = kt_trace.reached(goal)
+        assert kt_at is not None
+        seconds["kerastuner"].add(kt_at[0])
+        cells = [f"KerasTuner best {best:.4f}, goal reached at {kt_at[0]:.0f} s ({kt_at[1]} ep.)"]
+        order = ours[repeat % len(ours) :] + ours[: repeat % len(ours)]
+        for side in order:
+            trace = reach_engine(
+                data, side, goal, args.trials, args.epochs, args.batch_size, repeat
+            )
+            at = trace.reached(goal)
+            if at is None:
+                ratios[side].append(None)
+                cells.append(f"{side}: not reached ({len(trace.points)} ep.)")
+            else:
+                seconds[side].add(at[0])
+                ratios[side].append(at[0] / kt_at[0])
+                cells.append(f"{side} {at[0]:.0f} s ({at[1]} ep.) = {at[0] / kt_at[0]:.2f}x")
+        line = f"seed {repeat}: " + "; ".join(cells)
+        line += f" (load {load_before:.2f} -> {os.getloadavg()[0]:.2f})"
+        lines.append(line)
+        print(line, flush=True)
+    rows = []
+    for side in ours:
+        got = [r for r in ratios[side] if r is not None]
+        # A seed where the side did not get there within KerasTuner's budget: counted as
+        # infinitely slow for the median over all seeds.
+        padded = sorted(got) + [float("inf")] * (len(ratios[side]) - len(got))
+        rows.append(
+            [
+                side,
+                f"{len(got)}/{len(ratios[side])}",
+                seconds[side].cell("{:.0f}"),
+                Stat(got).cell(),
+                f"{padded[len(padded) // 2]:.2f}" if padded else "n/a",
+            ]
+        )
+    table = markdown_table(
+        [
+            "side",
+            "seeds reaching the goal",
+            "s to the goal (seeds that reached it)",
+            "÷ KerasTuner's s (seeds that reached it)",
+            "median ÷ KerasTuner over all seeds (not reached = inf)",
+        ],
+        rows,
+    )
+    body = (
+        f"KerasTuner RandomSearch {args.trials} trials x {args.epochs} epochs; goal: its best "
+        f"val_accuracy less one validation row ({row:.4f}); KerasTuner's own time to the goal "
+        f"{seconds['kerastuner'].cell('{:.0f}')} s. Batch size {args.batch_size}, digits, seed "
+        f"= repeat index, {args.repeats} seeds; KerasTuner first in every seed (its goal stops "
+        "the others), ours in rotating order.\n\n"
+        + table
+        + "\n\n"
+        + "\n".join(f"- {line}" for line in lines)
+    )
+    print(body)
+
+
 SIDES: dict[str, Callable[[Dataset, int, int, int, int], Outcome]] = {
     "engine": run_engine,
     "kerastuner": run_kerastuner,
@@ -187,11 +378,16 @@ def main(argv: list[str] | None = None) -> None:
         "--threads", default="", help="comma-separated torch thread counts to A/B (engine)"
     )
     parser.add_argument("--no-doc", action="store_true", help="do not append to the docs")
+    parser.add_argument("--reach", action="store_true", help="time to KerasTuner's best")
+    parser.add_argument("--reach-sides", default="asha,tpe,evolution")
     args = parser.parse_args(argv)
     logging.getLogger("keras_tuner").setLevel(logging.WARNING)
     import torch
 
     data = load_dataset("digits", validation_split=0.2, seed=0)
+    if args.reach:
+        reach_main(args, data)
+        return
     threads = [int(x) for x in args.threads.split(",") if x] or [torch.get_num_threads()]
     sides = [(name, th) for name in args.sides.split(",") for th in threads]
     label = {s: s[0] if len(threads) == 1 else f"{s[0]} ({s[1]} thr)" for s in sides}
