@@ -43,6 +43,13 @@ def event_count(database_url: str, run_id: str, name: str) -> int:
     )
 
 
+def stored_artifacts(database_url: str, run_id: str) -> list[str]:
+    """Names of the run's artifacts in Postgres (every worker and API reads them there)."""
+    return [
+        r[0] for r in rows(database_url, "SELECT name FROM run_artifacts WHERE run_id = %s", run_id)
+    ]
+
+
 def training(database_url: str, run_id: str) -> bool:
     """A trial of the run is being trained (its epochs go out as live notifications only)."""
     return bool(
@@ -125,6 +132,7 @@ def test_cancel_running_run_stops_within_an_epoch_and_undoes(
     )
     assert cancelled == [("user",)]
     assert not (artifacts / run["id"]).exists()
+    assert not stored_artifacts(database_url, run["id"])
     states = dict(
         rows(database_url, "SELECT name, state FROM saga_steps WHERE saga_id = %s", run["id"])
     )
@@ -303,7 +311,7 @@ def test_fault_at_every_step_before_and_after_its_effect_in_a_real_worker(
                     assert final["status"] == "succeeded", (case, final)
                     assert emitted == ["cerebros.nas.run.started", "cerebros.nas.run.completed"]
                     assert job == [("succeeded", 2)], case
-                    assert (artifacts / run_id).exists(), case
+                    assert stored_artifacts(database_url, run_id), case
                     continue
                 assert final["status"] == "failed", (case, final)
                 error = final["error"]
@@ -320,6 +328,7 @@ def test_fault_at_every_step_before_and_after_its_effect_in_a_real_worker(
                     emitted,
                 )
                 assert not (artifacts / run_id).exists(), case
+                assert not stored_artifacts(database_url, run_id), case
                 assert job == [("failed", 1)], case
                 sql = "SELECT name, state FROM saga_steps WHERE saga_id = %s"
                 states = dict(rows(database_url, sql, run_id))
@@ -430,6 +439,7 @@ def test_every_way_a_run_fails_undoes_it_in_a_real_worker(
         "cerebros.nas.run.failed",
     ]
     assert not (artifacts / run_id).exists()
+    assert not stored_artifacts(database_url, run_id)
     job = rows(
         database_url, "SELECT job_status, attempts FROM nas_run_jobs WHERE run_id = %s", run_id
     )
