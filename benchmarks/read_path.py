@@ -149,6 +149,7 @@ async def _drive(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.perf_counter() - began
         client_cpu = time.process_time() - cpu0
         pg1 = _cpu_by_pid(list(pg0))
+        opened = set(await _backends(admin)) - set(pg0)  # connections opened meanwhile
         if phase == "measure":
             ms = [t * 1000 for t in latencies]
             result = {
@@ -159,6 +160,7 @@ async def _drive(args: argparse.Namespace) -> dict[str, Any]:
                 "p99_ms": percentile(ms, 99),
                 "client_cpu_s": client_cpu,
                 "pg_cpu_s": sum(pg1[pid] - pg0[pid] for pid in pg1),
+                "connections_opened": len(opened),
                 "elapsed_s": elapsed,
             }
     if pool is not None:
@@ -378,6 +380,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                         + (f", API CPU {figures['api_cpu_us']:.0f} us/req" if side == "api" else "")
                         + f", postgres CPU {figures['pg_cpu_us']:.0f} us/req"
                         + f", client CPU {figures['client_cpu_us']:.0f} us/req"
+                        + f", connections opened {figures['connections_opened']}"
                     )
             if args.profile:
                 with tempfile.TemporaryDirectory() as prof_dir:
@@ -410,6 +413,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                 fmt([g["client_cpu_us"] for g in got]),
             ]
         )
+    opened = sum(g["connections_opened"] for g in results["api"])
     per_repeat = "; ".join(
         f"{i + 1}: api {a['rate']:.0f} (load {a['load_before']:.2f}->{a['load_after']:.2f}) / "
         f"raw {b['rate']:.0f} (load {b['load_before']:.2f}->{b['load_after']:.2f}) = {x:.2f}"
@@ -448,6 +452,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             f"**API/raw: {ratio}** (target >= {TARGET:.2f}: {met}). CPU per request from "
             "/proc: the API process (whole run, warm-up included, over its requests), the "
             "benchmark database's backends and the load generator (measured phase). "
+            f"Database connections the API opened during its measured phases: {opened}. "
             f"Per repeat: {per_repeat}.\n"
         )
         if profile:
