@@ -48,7 +48,8 @@ def _run_object(r: str) -> str:
     return f"""json_build_object(
         'id', {r}.id, 'owner', {r}.owner, 'status', {r}.status, 'spec', {r}.spec,
         'current_step', {r}.current_step, 'result', {r}.result,
-        'error', CASE WHEN {r}.error IS NOT NULL THEN '{_ERROR_DEFAULTS}'::jsonb || {r}.error END,
+        'error', CASE WHEN jsonb_typeof({r}.error) = 'object'
+            THEN '{_ERROR_DEFAULTS}'::jsonb || {r}.error END,
         'job_id', {r}.job_id,
         'created_at', {_ts(f"{r}.created_at")}, 'updated_at', {_ts(f"{r}.updated_at")},
         'started_at', {_ts(f"{r}.started_at")}, 'finished_at', {_ts(f"{r}.finished_at")},

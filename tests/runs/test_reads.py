@@ -85,7 +85,10 @@ async def test_a_run_reads_as_its_response_model(
             ("someday", 0.1),  # a status added after this code (no CHECK on trials.status)
         ],
     )
-    succeeded = await insert(session_factory, owner, status="succeeded", result=json.dumps(RESULT))
+    # A finished run's error as the ORM stores None in a JSONB column: JSON null, not SQL NULL.
+    succeeded = await insert(
+        session_factory, owner, status="succeeded", result=json.dumps(RESULT), error="null"
+    )
     await add_trials(session_factory, succeeded, [("completed", 0.9), ("completed", 0.8)])
     failed = await insert(
         session_factory,
