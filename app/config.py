@@ -107,6 +107,17 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=5, alias="CEREBROS_JOB_MAX_ATTEMPTS")
     job_retry_wait_seconds: float = Field(default=2.0, alias="CEREBROS_JOB_RETRY_WAIT_SECONDS")
     stalled_after_seconds: float = Field(default=30.0, alias="CEREBROS_STALLED_AFTER_SECONDS")
+    supervisor_pid: int | None = Field(
+        default=None,
+        alias="CEREBROS_SUPERVISOR_PID",
+        description="Set by `cerebros worker --processes N` in its children: the supervisor's "
+        "pid (a child dies with it).",
+    )
+    pg_application_name: str | None = Field(
+        default=None,
+        alias="PGAPPNAME",
+        description="libpq's application name; a supervised worker names itself when unset.",
+    )
     job_poll_seconds: float = Field(
         default=1.0,
         gt=0,

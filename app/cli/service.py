@@ -126,7 +126,8 @@ def worker(
     from app.queue.worker import run_worker
 
     if child is not None:
-        tag_text_logs(become_child(child))
+        own = get_settings()
+        tag_text_logs(become_child(child, own.supervisor_pid, own.pg_application_name))
     bind_worker(f"{socket.gethostname()}:{os.getpid()}")  # on every line of this process
     url = use_database(get_settings())
     settings = get_settings()

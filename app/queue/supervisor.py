@@ -279,18 +279,21 @@ class Supervisor:
         log.info("all worker processes stopped")
 
 
-def become_child(index: int) -> str:
+def become_child(index: int, supervisor_pid: int | None, app_name: str | None) -> str:
     """Prepare this process to run as child `index` of a supervisor; its label for logs.
+
+    ``supervisor_pid`` and ``app_name`` are `Settings.supervisor_pid` and
+    `Settings.pg_application_name` (the environment the supervisor gave the child).
 
     It dies with its supervisor (SIGKILL when the supervisor's thread exits, like a killed
     worker), shows as `cerebros-w<index>` in `ps -o comm`/`top`, and names itself to Postgres
     (`application_name`, unless PGAPPNAME is set) as `cerebros-worker-<index>:<pid>`.
     """
-    expected = os.environ.get(SUPERVISOR_PID_ENV)
-    parent = int(expected) if expected and expected.isdigit() else os.getppid()
+    parent = supervisor_pid or os.getppid()
     _die_with_parent(parent)
     _set_process_name(f"cerebros-w{index}")
-    os.environ.setdefault("PGAPPNAME", f"cerebros-worker-{index}:{os.getpid()}")
+    if app_name is None:  # libpq reads it for every connection this process opens
+        os.environ["PGAPPNAME"] = f"cerebros-worker-{index}:{os.getpid()}"
     return f"worker-{index}"
 
 

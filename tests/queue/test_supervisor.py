@@ -150,7 +150,9 @@ def test_stop_lets_children_drain_and_kills_those_that_outlast_the_timeout(
 
 def test_children_die_with_a_killed_supervisor(tmp_path: Path) -> None:
     """SIGKILL leaves the supervisor no time to stop them: the kernel does (PDEATHSIG)."""
-    child = "from app.queue.supervisor import become_child; become_child(1); import time; "
+    child = (
+        "from app.queue.supervisor import become_child; become_child(1, None, None); import time; "
+    )
     child += "time.sleep(120)"
     program = textwrap.dedent(
         f"""
