@@ -98,27 +98,28 @@ def test_a_run_moves_the_counters_and_every_log_line_is_json(
     assert value(after, "cerebros_trial_duration_seconds_count", **completed) == 1
     assert value(after, "cerebros_trial_duration_seconds_sum", **completed) > 0
     assert value(api, "cerebros_runs", status="succeeded") == 1
-    assert value(api, "cerebros_queue_jobs", queue="ml", status="succeeded") == 1
+    # The run's first job (it queued the trial), the trial's job, the advance that ended it.
+    assert value(api, "cerebros_queue_jobs", queue="ml", status="succeeded") == 3
     assert value(api, "cerebros_workers_live") == 1
     posts = value(api, "cerebros_http_requests_total", method="POST", route="/runs", status="202")
     assert posts == 1
 
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT job_id FROM nas_run_jobs WHERE run_id = %s", (run_id,)
-        ).fetchone()
-    assert row is not None
-    job_id = row[0]
+        rows = conn.execute(
+            "SELECT id FROM procrastinate_jobs WHERE args->>'run_id' = %s", (run_id,)
+        ).fetchall()
+    job_ids = {r[0] for r in rows}
+    assert len(job_ids) == 3
     worker_lines = json_lines(tmp_path / "worker.log")
     assert all({"ts", "level", "logger", "message"} <= e.keys() for e in worker_lines)
     about_the_run = [e for e in worker_lines if e.get("run_id") == run_id]
     assert about_the_run, "no worker line names the run"
-    assert all(e.get("job_id") == job_id for e in about_the_run)
+    assert {e.get("job_id") for e in about_the_run} == job_ids  # every job of the run logged
     actions = {e.get("action") for e in about_the_run}
     assert {"start_job", "job_success"} <= actions, actions
-    # Every line of the job names it, and every line of this process names the worker.
+    # Every line of the run's jobs names the run, and every line names the worker.
     assert all(e.get("worker") for e in worker_lines)
-    assert not [e for e in worker_lines if e.get("job_id") == job_id and e.get("run_id") != run_id]
+    assert not [e for e in worker_lines if e.get("job_id") in job_ids and e.get("run_id") != run_id]
 
     api_lines = json_lines(tmp_path / "api.log")
     access = [e for e in api_lines if e["logger"] == "uvicorn.access"]
