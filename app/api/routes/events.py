@@ -117,6 +117,7 @@ def token_revocations(sessions: async_sessionmaker[AsyncSession]) -> RevokedToke
 @router.get(
     "/runs/{run_id}/events/stream",
     response_class=StreamResponse,
+    status_code=200,  # StreamResponse takes none: OpenAPI reads the route's
     responses={**STREAM_RESPONSE, **PROBLEMS},
 )
 async def stream_run_events(
@@ -155,6 +156,7 @@ async def stream_run_events(
 @router.get(
     "/events/stream",
     response_class=StreamResponse,
+    status_code=200,  # StreamResponse takes none: OpenAPI reads the route's
     responses={**STREAM_RESPONSE, 422: PROBLEMS[422], 429: PROBLEMS[429]},
 )
 async def stream_all_events(
