@@ -47,7 +47,7 @@ from app.nas.spec import NasSpec
 from app.nas.strategies import STRATEGIES, SearchSetup, Strategy, TrialView
 from app.nas.trial import TrialRequest
 from app.pipeline.outcome import BestTrial, SearchOutcome
-from app.pipeline.trial_events import trial_finished
+from app.pipeline.trial_events import lost_record, trial_finished
 from app.runs import artifacts, repository, trial_jobs, trials
 from app.runtime import Runtime
 
@@ -114,6 +114,8 @@ class Coordinator:
                 message = f"max_seconds={self.spec.budget.max_seconds} reached"
                 rows = await trials.history_rows(session, self.run_id)
                 return Advance(outcome=await self._finish(session, "timed_out", rows, message))
+            if self.via_queue and await self._end_orphans(session, events):
+                rows = await trials.history_rows(session, self.run_id)
             views = [view_of_row(r) for r in rows]
             prior = await self._prior(session)
             step = plan(self.strategy(), prior + views, max_active=await self._max_active(session))
@@ -147,6 +149,22 @@ class Coordinator:
                 rows = await trials.history_rows(session, self.run_id)
                 out.outcome = await self._finish(session, status, rows, message)
             return out
+
+    async def _end_orphans(self, session: AsyncSession, events: RunEvents) -> bool:
+        """End as failed the trials whose job ended without ending them.
+
+        (A bug, or a job cancelled by hand): otherwise the run would wait for them forever.
+        """
+        numbers = await trial_jobs.orphaned_trials(session, self.run_id)
+        for number in numbers:
+            row = await trials.get_trial(session, self.run_id, number)
+            assert row is not None
+            record = lost_record(
+                number, row.request or {}, "its queue job ended without recording the trial"
+            )
+            if await trials.end_trial(session, self.run_id, record):
+                await trial_finished(events, session, record)
+        return bool(numbers)
 
     async def _prior(self, session: AsyncSession) -> list[TrialView]:
         """The finished trials of ``parameters.warm_start_run_id`` (checked at submission)."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import TrialStatus
 from app.events import names
 from app.events.publish import RunEvents
 from app.nas.records import TrialRecord, TrialStart
+from app.nas.space import Architecture
 
 TRIAL_FINISHED_EVENTS = {
     TrialStatus.COMPLETED: names.TRIAL_COMPLETED,
@@ -45,4 +48,30 @@ async def trial_finished(events: RunEvents, session: AsyncSession, trial: TrialR
         payload,
         dedup=f"trial:{trial.number}:finished",
         session=session,
+    )
+
+
+def lost_record(number: int, request: dict[str, Any], error: str) -> TrialRecord:
+    """The failed record of a trial that was never trained to its end (lost, invalid)."""
+    arch = request.get("architecture") or {}
+    try:
+        parsed = Architecture.from_dict(arch)
+        hyper, params, fingerprint = (
+            parsed.hyperparameters(),
+            parsed.params_count(),
+            (parsed.fingerprint()),
+        )
+    except (KeyError, ValueError, TypeError):
+        hyper, params, fingerprint = {}, 0, ""
+    return TrialRecord(
+        number=number,
+        status="failed",
+        architecture=arch,
+        hyperparameters=hyper,
+        params_count=params,
+        error=error,
+        fingerprint=fingerprint,
+        epochs_target=int(request.get("epochs") or 0),
+        parent=request.get("parent"),
+        initial_epoch=int(request.get("initial_epoch") or 0),
     )

@@ -30,13 +30,13 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import CerebrosError, TransientError
 from app.events import names
 from app.events.publish import RunEvents
 from app.nas.artifact_names import ARCHITECTURE, BEST_MODEL, checkpoint_name, media_type_of
 from app.nas.artifacts import architecture_doc, best_model_bytes
 from app.nas.backend import clear_backend_caches
 from app.nas.records import TrialRecord, TrialStart
-from app.nas.space import Architecture
 from app.nas.spec import NasSpec
 from app.nas.trainer import Cancelled
 from app.nas.trial import TrialRequest, TrialResult, train_trial
@@ -44,7 +44,7 @@ from app.observability.logs import set_trial
 from app.observability.metrics import record_epoch_finished, record_trial_finished
 from app.pipeline.progress import CancelWatcher
 from app.pipeline.run_data import run_dataset
-from app.pipeline.trial_events import trial_finished, trial_started
+from app.pipeline.trial_events import lost_record, trial_finished, trial_started
 from app.runs import artifacts, repository, trial_jobs, trials
 from app.runtime import Runtime
 
@@ -65,8 +65,35 @@ async def execute_trial_job(
     final_attempt: bool = True,
     trials_via_queue: bool = True,
 ) -> None:
-    """The `cerebros.run_trial` task's body."""
-    await execute_trial(runtime, run_id, number, via_queue=trials_via_queue)
+    """The `cerebros.run_trial` task's body.
+
+    A retryable error (the database away) retries the job unless it is the last attempt;
+    any other error, or the last attempt's, ends the trial failed with the error (and defers
+    the run's advance) before the job fails: a trial never stays running after its job.
+    """
+    try:
+        await execute_trial(runtime, run_id, number, via_queue=trials_via_queue)
+    except Exception as exc:
+        retryable = isinstance(exc, CerebrosError) and exc.retryable
+        if retryable and not final_attempt:
+            raise TransientError(f"trial {number} of run {run_id}: {exc}") from exc
+        log.exception("trial %s of run %s failed outside its training", number, run_id)
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        await _fail(runtime, run_id, number, message, via_queue=trials_via_queue)
+        raise
+
+
+async def _fail(
+    runtime: Runtime, run_id: uuid.UUID, number: int, error: str, *, via_queue: bool
+) -> None:
+    events = RunEvents(runtime.sessions, run_id)
+    async with runtime.sessions.begin() as session:
+        await repository.get_run_for_update(session, run_id)
+        row = await trials.get_trial(session, run_id, number)
+        if row is None:
+            return
+        record = lost_record(number, row.request or {}, error)
+        await _record_end(session, runtime, run_id, record, events, via_queue)
 
 
 class LiveEpochs:
@@ -189,7 +216,7 @@ async def _claim(
             spec = NasSpec.model_validate(run.spec)
             request = TrialRequest.from_dict(number, row.request or {})
         except (ValidationError, KeyError, ValueError, TypeError) as exc:
-            record = _lost_record(number, row.request or {}, f"invalid trial: {exc}")
+            record = lost_record(number, row.request or {}, f"invalid trial: {exc}")
             await _record_end(session, runtime, run_id, record, events, via_queue)
             return None
         retries = spec.parameters.max_trial_retries
@@ -198,7 +225,7 @@ async def _claim(
                 f"the worker training it stopped {row.attempts} times "
                 f"(last: {row.worker}); max_trial_retries={retries}"
             )
-            record = _lost_record(number, row.request or {}, error)
+            record = lost_record(number, row.request or {}, error)
             await _record_end(session, runtime, run_id, record, events, via_queue)
             return None
         if row.attempts:
@@ -225,31 +252,6 @@ async def _claim(
             ),
         )
         return spec, request, parent_model, run.started_at
-
-
-def _lost_record(number: int, request: dict[str, Any], error: str) -> TrialRecord:
-    arch = request.get("architecture") or {}
-    try:
-        parsed = Architecture.from_dict(arch)
-        hyper, params, fingerprint = (
-            parsed.hyperparameters(),
-            parsed.params_count(),
-            (parsed.fingerprint()),
-        )
-    except (KeyError, ValueError, TypeError):
-        hyper, params, fingerprint = {}, 0, ""
-    return TrialRecord(
-        number=number,
-        status="failed",
-        architecture=arch,
-        hyperparameters=hyper,
-        params_count=params,
-        error=error,
-        fingerprint=fingerprint,
-        epochs_target=int(request.get("epochs") or 0),
-        parent=request.get("parent"),
-        initial_epoch=int(request.get("initial_epoch") or 0),
-    )
 
 
 def _deadline(spec: NasSpec, started_at: dt.datetime | None) -> float | None:

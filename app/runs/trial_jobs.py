@@ -32,6 +32,7 @@ __all__ = [
     "defer_job",
     "defer_trial",
     "live_workers",
+    "orphaned_trials",
     "run_lock_name",
 ]
 
@@ -136,6 +137,23 @@ async def cancel_trial_jobs(session: AsyncSession, run_id: uuid.UUID) -> int:
         {"run_id": run_id},
     )
     return int(result.scalar_one())
+
+
+async def orphaned_trials(session: AsyncSession, run_id: uuid.UUID) -> list[int]:
+    """Unfinished trials of the run whose queue job has ended.
+
+    Failed, cancelled, aborted, or succeeded without recording them: nothing will ever end
+    them but the coordinator.
+    """
+    result = await session.execute(
+        text(
+            "SELECT t.number FROM trials t JOIN procrastinate_jobs j ON j.id = t.job_id "
+            "WHERE t.run_id = :run_id AND t.status IN ('queued', 'running') "
+            "AND j.status NOT IN ('todo', 'doing') ORDER BY t.number"
+        ),
+        {"run_id": run_id},
+    )
+    return [int(n) for n in result.scalars()]
 
 
 async def live_workers(session: AsyncSession, *, seconds_since_heartbeat: float) -> int:

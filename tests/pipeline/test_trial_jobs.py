@@ -1,0 +1,92 @@
+"""Trials as queue jobs, in-process: no trial stays unfinished after its job ended."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+import app.pipeline.trial_job as trial_job
+from app.pipeline.job import execute_run_job
+from app.pipeline.trial_job import execute_trial_job
+from app.runtime import Runtime
+from tests.pipeline.conftest import TINY_SPEC, ResourcesFactory, insert_run
+
+
+async def rows(resources: Runtime, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    async with resources.sessions() as session:
+        return [tuple(r) for r in (await session.execute(text(sql), params)).all()]
+
+
+async def trial_jobs(resources: Runtime, run_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    return await rows(
+        resources,
+        "SELECT t.number, t.status, j.status FROM trials t "
+        "JOIN procrastinate_jobs j ON j.id = t.job_id WHERE t.run_id = :r ORDER BY 1",
+        r=run_id,
+    )
+
+
+async def advances(resources: Runtime, run_id: uuid.UUID) -> int:
+    found = await rows(
+        resources,
+        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'cerebros.run_nas' "
+        "AND status = 'todo' AND queueing_lock = :lock",
+        lock=f"cerebros-advance:{run_id}",
+    )
+    return int(found[0][0])
+
+
+async def test_the_run_job_queues_trials_and_ends_while_they_wait(
+    make_resources: ResourcesFactory,
+) -> None:
+    resources = make_resources()
+    run_id = await insert_run(resources.sessions, TINY_SPEC)
+    async with resources.queue.open_async():
+        await execute_run_job(resources, run_id, trials_via_queue=True)
+        # One trial at a time here (no live worker: one), queued with its job.
+        assert await trial_jobs(resources, run_id) == [(1, "queued", "todo")]
+        status = await rows(resources, "SELECT status FROM runs WHERE id = :r", r=run_id)
+        assert status == [("running",)]
+
+        # The trial's job ends without recording it (a job cancelled by hand, a bug): the
+        # next advance ends the trial failed instead of waiting for it forever.
+        async with resources.sessions.begin() as session:
+            await session.execute(
+                text(
+                    "UPDATE procrastinate_jobs SET status = 'failed' WHERE id = "
+                    "(SELECT job_id FROM trials WHERE run_id = :r AND number = 1)"
+                ),
+                {"r": run_id},
+            )
+        await execute_run_job(resources, run_id, trials_via_queue=True)
+        ended = await rows(
+            resources,
+            "SELECT number, status, error FROM trials WHERE run_id = :r ORDER BY 1",
+            r=run_id,
+        )
+        assert ended[0][:2] == (1, "failed") and "queue job ended" in ended[0][2]
+        assert ended[1][:2] == (2, "queued")
+
+
+async def test_a_trial_job_that_fails_outside_training_ends_its_trial(
+    make_resources: ResourcesFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resources = make_resources()
+    run_id = await insert_run(resources.sessions, TINY_SPEC)
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("the dataset store is broken")
+
+    async with resources.queue.open_async():
+        await execute_run_job(resources, run_id, trials_via_queue=True)
+        monkeypatch.setattr(trial_job, "run_dataset", broken)
+        with pytest.raises(RuntimeError):
+            await execute_trial_job(resources, run_id, 1, final_attempt=False)
+        status = await rows(
+            resources, "SELECT status, error FROM trials WHERE run_id = :r AND number = 1", r=run_id
+        )
+        assert status[0][0] == "failed" and "dataset store is broken" in status[0][1]
+        assert await advances(resources, run_id) == 1  # the run goes on
