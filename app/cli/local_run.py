@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import uuid
 from typing import Annotated
 
+import psycopg
 import typer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,14 +38,16 @@ from app.cli.watch import Watch, progress_bars
 from app.client import CerebrosClient
 from app.config import Settings, get_settings
 from app.db.models import Run
+from app.db.urls import libpq_url
 from app.errors import Conflict
 from app.events import store as event_sql
+from app.events.names import EVENTS_CHANNEL
 from app.pipeline.errors import RunFailed
 from app.runs import repository
 from app.runs import trials as trial_rows
 from app.runs.progress import trial_list
 from app.runs.submit import RUN_ID_TAKEN, create_local_run
-from app.schemas.runs import EventOut, RunCreate, RunOut
+from app.schemas.runs import EventOut, LiveEventOut, RunCreate, RunOut
 from app.schemas.trials import TrialList
 
 log = logging.getLogger(__name__)
@@ -121,7 +125,11 @@ async def _execute(url: str, settings: Settings, body: RunCreate) -> tuple[RunOu
         _cancel_on_ctrl_c(url, settings, resources.sessions, run.id)
         with progress_bars(console) as progress:
             view = Watch(RunOut.model_validate(run, from_attributes=True), progress)
-            await _follow(resources.sessions, run.id, view, job)
+            live = asyncio.create_task(_live_epochs(url, run.id, view))
+            try:
+                await _follow(resources.sessions, run.id, view, job)
+            finally:
+                live.cancel()
         with contextlib.suppress(RunFailed):  # recorded on the run, shown below
             await job
         async with resources.sessions() as session:
@@ -162,6 +170,19 @@ async def _follow(
                 return
         if not page.full:
             await asyncio.sleep(POLL_S)
+
+
+async def _live_epochs(url: str, run_id: uuid.UUID, view: Watch) -> None:
+    """Feed the run's live-only notifications (epoch progress, never stored) to the display."""
+    try:
+        async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
+            await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+            async for note in conn.notifies():
+                body = json.loads(note.payload)
+                if body.get("live") and body.get("run_id") == str(run_id):
+                    view.on_event(LiveEventOut.model_validate(body))
+    except (psycopg.Error, ValueError):
+        return  # progress only: the run and its durable events are unaffected
 
 
 def _cancel_on_ctrl_c(
