@@ -29,29 +29,17 @@ def register_tasks(app: procrastinate.App, settings: Settings) -> None:
     A function rather than a module-level Blueprint: procrastinate mutates a blueprint's
     tasks when an app adopts them, so one blueprint cannot serve several apps in a process.
     """
-    app.task(
-        name=RUN_NAS_TASK,
-        queue=settings.queue_name,
-        pass_context=True,
-        # Only retryable errors (the database away, an interrupted saga) are worth another
-        # attempt; a run that failed on its own merits (bad spec, saga failure) is final and
-        # recorded on the run.
-        retry=RetryRetryableErrors(
-            max_attempts=settings.job_max_attempts,
-            exponential_wait=max(1, round(settings.job_retry_wait_seconds)),
-        ),
-    )(run_nas)
-    app.task(
-        name=RUN_TRIAL_TASK,
-        queue=settings.queue_name,
-        pass_context=True,
-        # A database blip while recording is retried; a worker that died mid-trial is the
-        # stalled-job recovery's (bounded by the spec's max_trial_retries, counted on the row).
-        retry=RetryRetryableErrors(
-            max_attempts=settings.job_max_attempts,
-            exponential_wait=max(1, round(settings.job_retry_wait_seconds)),
-        ),
-    )(run_trial)
+    # Only retryable errors (the database away, an interrupted saga) are worth another
+    # attempt; a run that failed on its own merits (bad spec, saga failure) is final and
+    # recorded on the run, a trial that failed on its own is recorded failed. A worker that
+    # died mid-trial is the stalled-job recovery's (bounded by max_trial_retries, counted
+    # on the trial's row).
+    retry = RetryRetryableErrors(
+        max_attempts=settings.job_max_attempts,
+        exponential_wait=max(1, round(settings.job_retry_wait_seconds)),
+    )
+    for name, function in ((RUN_NAS_TASK, run_nas), (RUN_TRIAL_TASK, run_trial)):
+        app.task(name=name, queue=settings.queue_name, pass_context=True, retry=retry)(function)
 
 
 def runtime_of(context: JobContext) -> Runtime:

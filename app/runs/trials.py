@@ -49,12 +49,10 @@ async def record_epoch(
     )
 
 
-async def finish_trial(session: AsyncSession, run_id: uuid.UUID, record: TrialRecord) -> None:
-    """Store a trial's final record (completed, pruned or failed)."""
-    values = {
+def _final_values(record: TrialRecord) -> dict[str, Any]:
+    """The columns a trial's final record sets."""
+    return {
         "status": TrialStatus(record.status),
-        "architecture": record.architecture,
-        "hyperparameters": record.hyperparameters,
         "params_count": record.params_count,
         "score": record.score,
         "best_epoch": record.best_epoch,
@@ -64,6 +62,15 @@ async def finish_trial(session: AsyncSession, run_id: uuid.UUID, record: TrialRe
         "duration_s": record.duration_s,
         "record": record.to_dict(),
         "finished_at": func.clock_timestamp(),
+    }
+
+
+async def finish_trial(session: AsyncSession, run_id: uuid.UUID, record: TrialRecord) -> None:
+    """Store a trial's final record (completed, pruned or failed)."""
+    values = {
+        **_final_values(record),
+        "architecture": record.architecture,
+        "hyperparameters": record.hyperparameters,
     }
     stmt = insert(Trial).values(run_id=run_id, number=record.number, **values)
     stmt = stmt.on_conflict_do_update(constraint="uq_trials_run_id_number", set_=values)
@@ -189,18 +196,6 @@ async def end_trial(session: AsyncSession, run_id: uuid.UUID, record: TrialRecor
     The condition is what makes each trial number end exactly once, whatever raced with it
     (a retried job, the run's cancellation).
     """
-    values = {
-        "status": TrialStatus(record.status),
-        "params_count": record.params_count,
-        "score": record.score,
-        "best_epoch": record.best_epoch,
-        "epochs_run": record.epochs_run,
-        "history": record.history,
-        "error": record.error,
-        "duration_s": record.duration_s,
-        "record": record.to_dict(),
-        "finished_at": func.clock_timestamp(),
-    }
     result = await session.execute(
         update(Trial)
         .where(
@@ -208,7 +203,7 @@ async def end_trial(session: AsyncSession, run_id: uuid.UUID, record: TrialRecor
             Trial.number == record.number,
             Trial.status.in_(UNFINISHED),
         )
-        .values(**values)
+        .values(**_final_values(record))
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
