@@ -6,11 +6,13 @@ this worker, ``trial.started`` published; one durable transaction) and the end (
 run row locked, the final record with the whole 10-epoch history, ``trial.completed``
 published and the run's next advance deferred; one durable transaction), called with a real
 `Runtime` (the worker's engine, pool of 4, and the queue app) on a real, freshly migrated
-database. The read between them (`_beats_best`, one read-only session) is timed too. Between
-two trials the advance job the end deferred is removed, untimed, as the run's worker would
-have run it, so every end defers a new one (its queueing lock is free). Epochs are live
-notifications only (no transaction) and are not part of this. Background rows: N trials
-(10 per run) with their events, bulk-loaded with ``generate_series``, then ``VACUUM ANALYZE``.
+database. A bare durable one-row ``INSERT`` + commit on a plain psycopg connection, timed
+before each trial, gives the disk's floor. The read between claim and end (`_beats_best`, one
+read-only session) is timed too. Between two trials the advance job the end deferred is removed,
+untimed, as the run's worker would have run it, so every end defers a new one (its queueing
+lock is free). Epochs are live notifications only (no transaction) and are not part of this.
+Background rows: N trials (10 per run) with their events, bulk-loaded with
+``generate_series``, then ``VACUUM ANALYZE``.
 
     python -m benchmarks.bookkeeping --scales 1000 100000 --rounds 3
 """
@@ -34,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import get_settings
 from app.db.models import Run
+from app.db.urls import libpq_url
 from app.events.publish import RunEvents
 from app.nas.records import TrialRecord
 from app.nas.space import architectures, head_for
@@ -163,7 +166,7 @@ class RoundResult:
     per_call: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
-KINDS = ("claim", "best read", "end", "claim + end", "whole trial")
+KINDS = ("claim", "best read", "end", "claim + end", "whole trial", "bare commit")
 
 
 def spec_doc() -> dict[str, Any]:
@@ -239,7 +242,15 @@ async def one_round(runtime: Runtime, counts: Counts, args: argparse.Namespace) 
         result.per_call[kind] = tuple(a - b for a, b in zip(after, before, strict=True))  # type: ignore[assignment]
         return out
 
+    bare = await psycopg.AsyncConnection.connect(libpq_url(runtime.database_url))
+    await bare.execute("CREATE TABLE IF NOT EXISTS bench_bare (id bigserial, v int)")
+    await bare.commit()
     for number in numbers:
+        # The floor: one durable one-row INSERT + commit on a plain psycopg connection.
+        start = time.perf_counter()
+        await bare.execute("INSERT INTO bench_bare (v) VALUES (%s)", (number,))
+        await bare.commit()
+        result.ms.setdefault("bare commit", []).append((time.perf_counter() - start) * 1000)
         record = record_of(number, requests[number])
         begin = time.perf_counter()
         claim = await timed(
@@ -265,6 +276,7 @@ async def one_round(runtime: Runtime, counts: Counts, args: argparse.Namespace) 
             result.ms["claim"][-1] + result.ms["end"][-1]
         )
         await asyncio.to_thread(drop_waiting_advances, runtime.database_url)
+    await bare.close()
     async with runtime.sessions() as session:
         done = [t for t in await trial_rows.list_trials(session, run_id) if t.status == "completed"]
     assert len(done) == len(numbers), f"{len(done)} of {len(numbers)} trials completed"
@@ -337,6 +349,7 @@ def main() -> int:
             "end (10-epoch history)",
             "claim + end",
             "whole (claim + read + end)",
+            "bare INSERT + commit (floor)",
             "load avg (1 min)",
         ],
         rows,
