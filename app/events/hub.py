@@ -162,7 +162,8 @@ class EventHub:
         # Notified events not yet released, by position; None: notified by id, to be read.
         self._held: dict[EventPosition, HubEvent | None] = {}
         self._offered_below = 0  # every event with a smaller xid was offered
-        self._sync_horizon = 0  # the largest xmin a sync brought back
+        self._sync_horizon = 0  # the largest barrier xmin received (syncs and events)
+        self._ready_below = 0  # 1 + the largest xid whose notification found no older one open
         self._gap = True  # notifications may have been missed: read until nothing is held back
         self._listens = 0  # LISTEN connections made so far
         self._held_back = False
@@ -361,6 +362,14 @@ class EventHub:
             return
         position = EventPosition(int(body["xid"]), int(body["id"]))
         self._received += 1
+        if "xmin" in body:
+            # The oldest transaction still open when the event was written: every one below
+            # it had ended, so their notifications came before this one (a barrier, like a
+            # sync). None open but its own: everything up to this transaction is here.
+            xmin = int(body["xmin"])
+            self._sync_horizon = max(self._sync_horizon, xmin)
+            if xmin >= position.xid:
+                self._ready_below = max(self._ready_below, position.xid + 1)
         if self.cursor is not None and position <= self.cursor:
             return  # already offered from a read of the database
         self._held[position] = HubEvent.from_notification(body) if "name" in body else None
@@ -449,13 +458,16 @@ class EventHub:
         if self.cursor is None or self._gap:
             await self._read()
         else:
-            await self._release(self._sync_horizon)
+            await self._release(max(self._sync_horizon, self._ready_below))
 
     async def _release(self, horizon: int) -> None:
-        """Offer, in stream order, the held events of transactions below `horizon`."""
-        if horizon <= self._offered_below:
-            self._end_runs()
-            return
+        """Offer, in stream order, the held events of transactions below `horizon`.
+
+        A transaction whose own notification found no older one open is below `horizon`
+        from its first notification on: its later events (larger ids) follow in order and
+        are offered as they come. The ends of runs wait for a barrier past their final
+        transaction (`_sync_horizon`), so that no event of it is still on its way.
+        """
         ready = sorted(p for p in self._held if p.xid < horizon)
         missing = [p.id for p in ready if self._held[p] is None]
         if missing:
@@ -467,7 +479,7 @@ class EventHub:
             if item is not None:  # None: gone since (its run was deleted)
                 self._fan_out(item)
             self.cursor = position
-        self._offered_below = horizon
+        self._offered_below = max(self._offered_below, self._sync_horizon)
         self._held_back = bool(self._held)
         self._end_runs()
 
@@ -526,9 +538,14 @@ class EventHub:
                     sub.end_run()
 
     def _fan_out(self, item: HubEvent | LiveEvent) -> None:
-        run_id = item.event.run_id if isinstance(item, HubEvent) else item.run_id
+        """Offer `item` to every interested subscriber: the run's own, then all runs' ones."""
+        if isinstance(item, HubEvent):
+            run_id, name = item.event.run_id, item.event.name
+        else:
+            run_id, name = item.run_id, item.name
+        owner = item.owner
         for sub in itertools.chain(self._by_run.get(run_id, ()), self._all_runs):
-            if sub.wants(item):
+            if sub.takes_all or sub.accepts(owner, name):  # the run matches by construction
                 sub.offer(item)
 
     async def _check_tokens(self) -> None:

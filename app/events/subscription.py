@@ -154,6 +154,7 @@ class Subscription:
     hub_position: EventPosition | None = None
     queue: asyncio.Queue[Item] = field(init=False)
     matcher: GlobPattern | None = field(init=False)
+    takes_all: bool = field(init=False)
     overflows: int = field(default=0, init=False)
     run_ended: bool = field(default=False, init=False)
     revoked: bool = field(default=False, init=False)
@@ -163,6 +164,7 @@ class Subscription:
         self.queue = asyncio.Queue(maxsize=self.max_queue)
         # ValueError now, not at the first event.
         self.matcher = compile_pattern(self.pattern) if self.pattern is not None else None
+        self.takes_all = self.owner is None and self.matcher is None  # of its run(s)
 
     def wants_name(self, name: str) -> bool:
         return self.matcher is None or self.matcher.match(name)
@@ -175,9 +177,13 @@ class Subscription:
         )
         if self.run_id is not None and run_id != self.run_id:
             return False
-        if self.owner is not None and item.owner != self.owner:
+        return self.accepts(item.owner, name)
+
+    def accepts(self, owner: str, name: str) -> bool:
+        """Whether an event of its run(s), of `owner`'s run and named `name`, is wanted."""
+        if self.owner is not None and owner != self.owner:
             return False
-        return self.wants_name(name)
+        return self.matcher is None or self.matcher.match(name)
 
     def offer(self, item: Item) -> None:
         """Hand `item` over without ever waiting.

@@ -87,18 +87,22 @@ def rows_of(hub: EventHub) -> Rows:
     return hub.store
 
 
-def notification(item: HubEvent) -> tuple[str, str, int]:
-    """What the row trigger sends for `item` (migration 0015)."""
+def notification(item: HubEvent, xmin: int | None = None) -> tuple[str, str, int]:
+    """What the row trigger sends for `item` (migration 0015; `xmin`: its statement's)."""
     body = json.loads(item.json) | {"xid": str(item.xid), "owner": item.owner}
+    if xmin is not None:
+        body["xmin"] = str(xmin)
     return EVENTS_CHANNEL, json.dumps(body), 1
 
 
-def notify_event(hub: EventHub, xid: int, event_id: int) -> HubEvent:
+def notify_event(
+    hub: EventHub, xid: int, event_id: int, *, xmin: int | None = None, run_id: uuid.UUID = RUN
+) -> HubEvent:
     """Commit an event (a row) and hand its notification to the hub."""
-    out = event_out(event_id)
+    out = event_out(event_id, run_id)
     item = HubEvent(out, "o", xid, out.model_dump_json())
     rows_of(hub).add(item)
-    hub._inbox.append(notification(item))
+    hub._inbox.append(notification(item, xmin))
     return item
 
 
@@ -255,3 +259,38 @@ async def test_syncs_are_asked_at_once_for_news_and_then_only_every_recheck(
         assert not hub._want_sync.is_set()  # nothing new: wait for the recheck
         hub._ask_sync(now=100.02 + hub.recheck_s)
         assert hub._want_sync.is_set()
+
+
+async def test_an_event_written_with_no_older_transaction_open_needs_no_sync(
+    hub: EventHub,
+) -> None:
+    async with hub.subscribe() as sub:
+        notify_event(hub, xid=61, event_id=2, xmin=60)  # xid 60 was open: held
+        await step(hub)
+        assert sub.queue.empty()
+        notify_event(hub, xid=60, event_id=3, xmin=60)  # none older than 60 open
+        notify_event(hub, xid=60, event_id=4, xmin=60)
+        await step(hub)
+        assert ids(drain(sub.queue)) == [3, 4]  # 61 waits: 60 may still have been open
+        notify_event(hub, xid=62, event_id=5, xmin=62)  # so 60 and 61 have ended
+        await step(hub)
+        assert ids(drain(sub.queue)) == [2, 5]
+        assert not hub._want_sync.is_set() and rows_of(hub).reads == 1
+
+
+async def test_a_run_ends_only_after_a_barrier_past_its_final_transaction(
+    hub: EventHub,
+) -> None:
+    async with hub.subscribe(run_id=RUN) as sub:
+        notify_event(hub, xid=70, event_id=1, xmin=70)
+        hub._inbox.append((RUNS_CHANNEL, json.dumps({"run_id": str(RUN), "xid": "70"}), 1))
+        await step(hub)
+        assert ids(drain(sub.queue)) == [1]  # released at once, the end not yet:
+        notify_event(hub, xid=70, event_id=2, xmin=70)  # more of xid 70 may be on its way
+        await step(hub)
+        assert ids(drain(sub.queue)) == [2]
+        hub._ask_sync(now=200.0)
+        assert hub._want_sync.is_set()  # the end asks for a sync
+        notify_sync(hub, xmin=71)
+        await step(hub)
+        assert drain(sub.queue) == [RUN_ENDED]
