@@ -188,19 +188,21 @@ export class LiveStream {
   }
 
   deliver(message) {
-    const id = message.lastEventId;
+    let event;
+    try {
+      event = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    // A live-only notification (epoch progress) has no id: the browser then repeats the
+    // last event's id in lastEventId, which must not make it look like a duplicate.
+    const id = event.live ? "" : message.lastEventId;
     if (id) {
       if (this.seen.has(id)) return;
       this.seen.add(id);
       // A duplicate can only come right after a resume: the recent ids are enough.
       if (this.seen.size > 10000) this.seen.delete(this.seen.values().next().value);
       this.lastId = id;
-    }
-    let event;
-    try {
-      event = JSON.parse(message.data);
-    } catch {
-      return;
     }
     this.onEvent(event);
   }
