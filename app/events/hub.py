@@ -7,21 +7,22 @@ xid has ended (`xid < pg_snapshot_xmin`). Released events form a prefix of the o
 only grows, so a position (xid, id) is a cursor nothing can later slip in front of.
 
 The events travel in their notifications (migration 0015): the hub does not read them back.
-To know which of the events it holds are released, it sends a *sync*: one statement on its
-own connection, `pg_notify(SYNC_CHANNEL, pg_snapshot_xmin(pg_current_snapshot()))`. Postgres
-queues a transaction's notifications before it commits, and a listener receives the queue
-in order; a transaction whose xid is below that xmin had ended before the sync's snapshot,
-so its notifications were queued before the sync's own, and have all arrived by the time the
-sync comes back on the LISTEN connection. Every event held with `xid < xmin` is then
-released, in (xid, id) order, and nothing can come before it later. An event too large for a
-notification (over `NOTIFY_PAYLOAD_LIMIT`) is notified by id and read back once.
+Postgres queues a transaction's notifications before it commits, and a listener receives
+the queue in order, so a snapshot's xmin taken before some notification was queued is a
+*barrier*: every transaction below it had ended, its notifications came first. Each event's
+notification carries its statement's xmin: when that is the writer's own xid (no older
+transaction open, the usual case) the writer's events are released as they arrive. Otherwise
+the hub sends a *sync*, `pg_notify(SYNC_CHANNEL, pg_snapshot_xmin(pg_current_snapshot()))`
+on a connection of its own (`app.events.channels`), and releases, in (xid, id) order, every
+event held below the xmin it brings back; while events wait behind an older transaction
+(which may end without notifying) it syncs again every `recheck_s`. A run's end waits for a
+barrier past its final transaction. An event too large for a notification (over
+`NOTIFY_PAYLOAD_LIMIT`) is notified by id and read back once.
 
 Notifications sent while the hub was not listening (at start, after a lost connection) are
 lost: the hub then reads the released events from the database (`reader`, its own
 connection), like a stream catching up, until a read finds nothing held back by an older
 transaction: from then on everything else commits after the LISTEN, so it is notified.
-When held events wait behind an older transaction (which may end without notifying), the
-hub syncs again every `recheck_s` until they are released.
 
 Live-only notifications (`RunEvents.notify_live`: no row, no id) are fanned out as they
 arrive, outside the stream order.
@@ -30,9 +31,10 @@ The hub also knows when a followed run is over (the `runs_notify_final` trigger,
 0005) and whether a stream's token was revoked (checked in one batch every
 `auth_recheck_s`): streams need no database query of their own while they are live.
 
-Each event is decoded and encoded once (`HubEvent.sse`); the fan-out puts the same object in
-the queue of every interested subscriber, and never blocks: a subscriber whose queue is full
-is emptied and given `RESYNC`, meaning "you missed events: catch up from the database after
+Each event is decoded and encoded once (`HubEvent.sse`, `.chunk`); the fan-out hands the same
+object to every interested subscriber and never blocks: a caught-up stream's client gets it
+written at once (`Subscription.sink`), others queue it; a subscriber whose queue is full is
+emptied and given `RESYNC`, meaning "you missed events: catch up from the database after
 your last position".
 """
 
@@ -45,80 +47,40 @@ import json
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
-import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.session import create_engine, create_session_factory
 from app.db.urls import libpq_url
-from app.events import store as event_sql
+from app.events.channels import (
+    HUB_APPLICATION_NAME,
+    RUNS_CHANNEL,
+    HubChannels,
+    Notification,
+)
 from app.events.names import EVENTS_CHANNEL, SYNC_CHANNEL
-from app.events.store import EventPosition, FinalRuns
+from app.events.reads import EventStore
+from app.events.store import EventPosition
 from app.events.subscription import (
     RESYNC,
     HubEvent,
-    HubPage,
     LiveEvent,
     StreamSlots,
     Subscription,
 )
 
+__all__ = ["HUB_APPLICATION_NAME", "RUNS_CHANNEL", "EventHub", "EventStore", "RevokedTokens"]
+
 log = logging.getLogger(__name__)
 
-HUB_APPLICATION_NAME: Final = "cerebros-event-hub"
-SYNC_APPLICATION_NAME: Final = "cerebros-event-hub-sync"
-RUNS_CHANNEL: Final = "cerebros_runs"  # a run's row turned final (migration 0005)
 MAX_HELD: Final = 10_000  # events held in memory behind an older transaction; beyond: re-read
 SYNC_TIMEOUT_S: Final = 1.0  # a sync not back by then is taken as lost
 
 
-class EventStore:
-    """Reads of the event stream, each in a short session of `sessions`' pool."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
-
-    async def page(
-        self,
-        after: EventPosition,
-        *,
-        limit: int,
-        run_id: uuid.UUID | None = None,
-        owner: str | None = None,
-    ) -> HubPage:
-        async with self.sessions() as session:
-            page = await event_sql.released_events(
-                session, after=after, limit=limit, run_id=run_id, owner=owner
-            )
-        events = [HubEvent.from_row(row, run_owner) for row, run_owner in page.rows]
-        return HubPage(events, page.horizon, page.full, page.held_back)
-
-    async def frontier(self) -> tuple[EventPosition, bool]:
-        async with self.sessions() as session:
-            return await event_sql.released_frontier(session)
-
-    async def position_of(self, event_id: int) -> EventPosition:
-        async with self.sessions() as session:
-            return await event_sql.event_position(session, event_id)
-
-    async def final_runs(self, run_ids: Collection[uuid.UUID]) -> FinalRuns:
-        async with self.sessions() as session:
-            return await event_sql.final_runs(session, run_ids)
-
-    async def events(self, event_ids: Collection[int]) -> list[HubEvent]:
-        """The events with these ids that still exist (notified too large to carry them)."""
-        async with self.sessions() as session:
-            rows = await event_sql.events_by_id(session, event_ids)
-        return [HubEvent.from_row(row, run_owner) for row, run_owner in rows]
-
-
 # Given the token ids of open streams, the ones revoked (or deleted) since.
 RevokedTokens = Callable[[frozenset[str]], Awaitable[frozenset[str]]]
-
-# A notification as the listener hands it over: channel, payload, sender's backend pid.
-Notification = tuple[str, str, int]
 
 
 class EventHub:
@@ -152,8 +114,15 @@ class EventHub:
         self.page_size = page_size
         self.subscribers: set[Subscription] = set()
         self.streams = StreamSlots()
-        self.connected = asyncio.Event()
-        self.reconnects = 0
+        self.channels = HubChannels(
+            self.conninfo,
+            on_listen=self._on_listen,
+            on_notify=self._on_notify,
+            on_lost=self._on_lost,
+            on_sync_sent=self._on_sync_sent,
+            min_backoff_s=min_backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
         self.cursor: EventPosition | None = None  # every released event up to it was offered
         self.owned_engine: AsyncEngine | None = None  # the reader's, disposed by `stop`
         self._by_run: dict[uuid.UUID, set[Subscription]] = {}
@@ -170,14 +139,22 @@ class EventHub:
         self._check_runs = False
         self._inbox: deque[Notification] = deque()
         self._wake = asyncio.Event()
-        self._want_sync = asyncio.Event()
-        self._sync_pid: int | None = None
         self._received = 0  # event notifications received so far
         # For each sync of ours in flight: `_received` when it was sent, and the loop time.
         self._sync_sent: deque[tuple[int, float]] = deque()
         self._synced = -1  # `_received` when the last answered sync of ours was sent
         self._next_recheck = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def connected(self) -> asyncio.Event:
+        """Set while the LISTEN connection is up."""
+        return self.channels.connected
+
+    @property
+    def reconnects(self) -> int:
+        """Times the LISTEN connection was lost (or failed) and tried again."""
+        return self.channels.reconnects
 
     @classmethod
     def for_database(
@@ -208,8 +185,8 @@ class EventHub:
     async def start(self) -> None:
         """Start listening (returns once the first LISTEN and read are done, or after 10 s)."""
         self._tasks = [
-            asyncio.create_task(self._listen_forever(), name="event-hub-listen"),
-            asyncio.create_task(self._sync_forever(), name="event-hub-sync"),
+            asyncio.create_task(self.channels.listen_forever(), name="event-hub-listen"),
+            asyncio.create_task(self.channels.sync_forever(), name="event-hub-sync"),
             asyncio.create_task(self._dispatch_forever(), name="event-hub-dispatch"),
         ]
         with contextlib.suppress(TimeoutError):
@@ -225,7 +202,7 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        self.connected.clear()
+        self.channels.connected.clear()
         if self.owned_engine is not None:
             await self.owned_engine.dispose()
 
@@ -280,65 +257,23 @@ class EventHub:
 
     # --- notifications ---------------------------------------------------------------------
 
-    async def _listen_forever(self) -> None:
-        backoff = self.min_backoff_s
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.conninfo, autocommit=True, application_name=HUB_APPLICATION_NAME
-                ) as conn:
-                    for channel in (EVENTS_CHANNEL, RUNS_CHANNEL, SYNC_CHANNEL):
-                        await conn.execute(f"LISTEN {channel}")
-                    # Whatever was sent while nobody listened must be read: runs may have
-                    # ended, events were committed.
-                    self._listens += 1
-                    self._gap = True
-                    self._check_runs = bool(self.reconnects)
-                    self.connected.set()
-                    self._wake.set()
-                    backoff = self.min_backoff_s
-                    async for notify in conn.notifies():
-                        self._inbox.append((notify.channel, notify.payload, notify.pid))
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("event hub connection lost (%s); retrying in %.1fs", exc, backoff)
-            self._gap = True
-            self.connected.clear()
-            self.reconnects += 1
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff_s)
+    def _on_listen(self) -> None:
+        # Whatever was sent while nobody listened must be read: runs may have ended, events
+        # were committed.
+        self._listens += 1
+        self._gap = True
+        self._check_runs = bool(self.channels.reconnects)
+        self._wake.set()
 
-    async def _sync_forever(self) -> None:
-        """Send a sync each time the dispatcher asks, on a connection of the hub's own."""
-        loop = asyncio.get_running_loop()
-        backoff = self.min_backoff_s
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.conninfo, autocommit=True, application_name=SYNC_APPLICATION_NAME
-                ) as conn:
-                    # The sync's commit holds nothing durable: do not wait for its WAL flush.
-                    await conn.execute("SET synchronous_commit TO off")
-                    self._sync_pid = conn.info.backend_pid
-                    backoff = self.min_backoff_s
-                    while True:
-                        await self._want_sync.wait()
-                        self._want_sync.clear()
-                        self._sync_sent.append((self._received, loop.time()))
-                        await conn.execute(
-                            "SELECT pg_notify(%s, pg_snapshot_xmin(pg_current_snapshot())::text)",
-                            (SYNC_CHANNEL,),
-                        )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("event hub sync connection lost (%s); retrying in %.1fs", exc, backoff)
-            self._sync_pid = None
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff_s)
-            self._want_sync.set()
+    def _on_notify(self, notification: Notification) -> None:
+        self._inbox.append(notification)
+        self._wake.set()
+
+    def _on_lost(self) -> None:
+        self._gap = True
+
+    def _on_sync_sent(self) -> None:
+        self._sync_sent.append((self._received, asyncio.get_running_loop().time()))
 
     def _take_notifications(self) -> None:
         while self._inbox:
@@ -380,7 +315,7 @@ class EventHub:
 
     def _on_sync(self, horizon: int, pid: int) -> None:
         self._sync_horizon = max(self._sync_horizon, horizon)
-        if pid == self._sync_pid and self._sync_sent:
+        if pid == self.channels.sync_pid and self._sync_sent:
             self._synced = self._sync_sent.popleft()[0]
 
     def _on_run_final(self, body: dict[str, Any]) -> None:
@@ -446,7 +381,7 @@ class EventHub:
             self._sync_sent.clear()
         if self._received > self._synced or now >= self._next_recheck:
             self._next_recheck = now + self.recheck_s
-            self._want_sync.set()
+            self.channels.request_sync()
 
     async def _advance(self) -> None:
         """Offer what is released: from the notifications held, or read from the database."""

@@ -78,7 +78,7 @@ async def hub() -> EventHub:
     hub.connected.set()
     await hub._advance()  # the cursor; nothing held back, so notifications suffice from now
     assert not hub._gap
-    hub._sync_pid = SYNC_PID
+    hub.channels.sync_pid = SYNC_PID
     return hub
 
 
@@ -248,17 +248,17 @@ async def test_syncs_are_asked_at_once_for_news_and_then_only_every_recheck(
         notify_event(hub, xid=51, event_id=1)
         await step(hub)
         hub._ask_sync(now=100.0)
-        assert hub._want_sync.is_set()  # a new event: sync at once
-        hub._want_sync.clear()
+        assert hub.channels.sync_requested.is_set()  # a new event: sync at once
+        hub.channels.sync_requested.clear()
         hub._sync_sent.append((hub._received, 100.0))
         hub._ask_sync(now=100.01)
-        assert not hub._want_sync.is_set()  # one in flight
+        assert not hub.channels.sync_requested.is_set()  # one in flight
         notify_sync(hub, xmin=50)  # xid 50 still open: the event stays held
         await step(hub)
         hub._ask_sync(now=100.02)
-        assert not hub._want_sync.is_set()  # nothing new: wait for the recheck
+        assert not hub.channels.sync_requested.is_set()  # nothing new: wait for the recheck
         hub._ask_sync(now=100.02 + hub.recheck_s)
-        assert hub._want_sync.is_set()
+        assert hub.channels.sync_requested.is_set()
 
 
 async def test_an_event_written_with_no_older_transaction_open_needs_no_sync(
@@ -275,7 +275,7 @@ async def test_an_event_written_with_no_older_transaction_open_needs_no_sync(
         notify_event(hub, xid=62, event_id=5, xmin=62)  # so 60 and 61 have ended
         await step(hub)
         assert ids(drain(sub.queue)) == [2, 5]
-        assert not hub._want_sync.is_set() and rows_of(hub).reads == 1
+        assert not hub.channels.sync_requested.is_set() and rows_of(hub).reads == 1
 
 
 async def test_a_run_ends_only_after_a_barrier_past_its_final_transaction(
@@ -290,7 +290,7 @@ async def test_a_run_ends_only_after_a_barrier_past_its_final_transaction(
         await step(hub)
         assert ids(drain(sub.queue)) == [2]
         hub._ask_sync(now=200.0)
-        assert hub._want_sync.is_set()  # the end asks for a sync
+        assert hub.channels.sync_requested.is_set()  # the end asks for a sync
         notify_sync(hub, xmin=71)
         await step(hub)
         assert drain(sub.queue) == [RUN_ENDED]
