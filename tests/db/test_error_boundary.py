@@ -16,7 +16,7 @@ from app.db.errors import DatabaseBusy, DatabaseUnavailable, translate_driver_er
 from app.db.session import create_engine
 from app.db.urls import libpq_url
 from app.queue.app import create_queue_app
-from app.queue.tasks import RUN_NAS_TASK
+from app.runs.trial_jobs import RUN_NAS_TASK
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.postgres

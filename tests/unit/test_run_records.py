@@ -8,7 +8,8 @@ import pytest
 
 from app.db.models import ACTIVE_STATUSES, FINAL_STATUSES, RunStatus, TrialStatus
 from app.nas.records import SearchResult, TrialRecord
-from app.pipeline.steps import InvalidResult, RunCancelled, SearchOutcome, undo_reason
+from app.pipeline.outcome import InvalidResult, RunCancelled, SearchOutcome
+from app.pipeline.steps import undo_reason
 from app.saga import SagaFailed, UndoOutcome
 from app.schemas.runs import RunError, RunObjective, RunSummary, StoredSpec, UndoRecord
 
