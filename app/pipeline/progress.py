@@ -74,4 +74,5 @@ class CancelWatcher:
     async def _cancelled(self) -> bool:
         async with self.sessions() as session:
             run = await repository.get_run(session, self.run_id)
-        return run is None or run.cancel_requested_at is not None
+        # A run that ended otherwise (failed while this trial trained) stops it too.
+        return run is None or run.cancel_requested_at is not None or run.status.is_final

@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Run, RunStatus
@@ -15,6 +16,7 @@ from app.nas.spec import NasSpec
 from app.pipeline.errors import RunFailed
 from app.pipeline.steps import RunSteps
 from app.runs import repository, trial_jobs, trials
+from app.runs.cancel import CANCEL_CHANNEL
 from app.runtime import Runtime
 from app.saga import (
     FaultInjector,
@@ -247,6 +249,8 @@ async def record_failure(
         await repository.finish_run(session, run_id, status, error=error)
         await trial_jobs.cancel_trial_jobs(session, run_id)  # before: it reads their rows
         await trials.cancel_unfinished(session, run_id)
+        # Trials still training on other workers hear it on commit and stop within an epoch.
+        await session.execute(select(func.pg_notify(CANCEL_CHANNEL, str(run_id))))
         payload = {"step": error.step, "error": error.type, "message": error.message}
         await RunEvents(sessions, run_id).publish(
             names.RUN_CANCELLED if cancelled else names.RUN_FAILED,
