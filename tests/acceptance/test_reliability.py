@@ -375,7 +375,9 @@ def test_a_draining_worker_keeps_its_job_and_a_killed_one_is_taken_over(
         CEREBROS_STALLED_AFTER_SECONDS="3",
         CEREBROS_ARTIFACTS_DIR=str(tmp_path / "artifacts"),
     )
-    spec = {**LONG_SPEC, "budget": {"max_trials": 2}, "parameters": {"epochs": 40, "seed": 4}}
+    # One trial, long enough (on a quiet machine too) to be still training after the 10 s
+    # below: the drain is a trial's now, not a whole run's.
+    spec = {**LONG_SPEC, "budget": {"max_trials": 1}, "parameters": {"epochs": 150, "seed": 4}}
     with api_server(env, tmp_path) as base:
         run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
         with worker_process(env, tmp_path, name="draining") as draining:
