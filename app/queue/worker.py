@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 
+from procrastinate import App
+from procrastinate.exceptions import ConnectorException
 from procrastinate.worker import Worker
 
 from app.config import Settings
@@ -13,7 +15,7 @@ from app.observability.logs import bind_job_context
 from app.queue.app import create_queue_app
 from app.queue.recovery import recovery_loop
 from app.queue.tasks import RUNTIME_KEY
-from app.runtime import create_runtime
+from app.runtime import Runtime, create_runtime
 
 log = logging.getLogger(__name__)
 
@@ -56,35 +58,73 @@ async def run_worker(
     heartbeat_s = max(0.5, stalled_after / 3)
     try:
         async with queue_app.open_async():
-            worker = Worker(
-                app=queue_app,
-                queues=queues,
-                concurrency=concurrency,
-                install_signal_handlers=True,
-                update_heartbeat_interval=heartbeat_s,
-                stalled_worker_timeout=stalled_after,
-                fetch_job_polling_interval=settings.job_poll_seconds,
-                additional_context={RUNTIME_KEY: runtime},  # what its tasks run with
-                worker_middleware=[bind_job_context],  # job_id and run_id on its log lines
+            recovery = asyncio.create_task(
+                recovery_loop(
+                    queue_app,
+                    queues=queues,
+                    seconds_since_heartbeat=stalled_after,
+                    interval_s=max(1.0, stalled_after / 3),
+                )
             )
-            side = [
-                asyncio.create_task(
-                    recovery_loop(
-                        queue_app,
-                        queues=queues,
-                        seconds_since_heartbeat=stalled_after,
-                        interval_s=max(1.0, stalled_after / 3),
-                    )
-                ),
-                asyncio.create_task(keep_heartbeat(worker, heartbeat_s)),
-            ]
             try:
-                await worker.run()  # type: ignore[no-untyped-call]  # procrastinate: untyped
+                delay = 1.0
+                while not await _work(
+                    queue_app,
+                    runtime,
+                    settings,
+                    queues=queues,
+                    concurrency=concurrency,
+                    heartbeat_s=heartbeat_s,
+                ):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RESTART_MAX_S)
             finally:
-                for task in side:
-                    task.cancel()
-                for task in side:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                recovery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recovery
     finally:
         await runtime.close()
+
+
+#: Longest wait before a worker that lost the database looks for jobs again.
+RESTART_MAX_S = 10.0
+
+
+async def _work(
+    queue_app: App,
+    runtime: Runtime,
+    settings: Settings,
+    *,
+    queues: list[str],
+    concurrency: int,
+    heartbeat_s: float,
+) -> bool:
+    """Run one procrastinate worker: True once a signal stopped it, False if it lost Postgres.
+
+    After False the caller starts another after a pause: procrastinate's worker stops with
+    `ConnectorException` when fetching a job fails while Postgres is away, and between short
+    trial jobs a worker fetches often, so an outage is likely to meet a fetch. A stopped
+    worker would leave the host without workers.
+    """
+    worker = Worker(
+        app=queue_app,
+        queues=queues,
+        concurrency=concurrency,
+        install_signal_handlers=True,
+        update_heartbeat_interval=heartbeat_s,
+        stalled_worker_timeout=settings.stalled_after_seconds,
+        fetch_job_polling_interval=settings.job_poll_seconds,
+        additional_context={RUNTIME_KEY: runtime},  # what its tasks run with
+        worker_middleware=[bind_job_context],  # job_id and run_id on its log lines
+    )
+    heartbeat = asyncio.create_task(keep_heartbeat(worker, heartbeat_s))
+    try:
+        await worker.run()  # type: ignore[no-untyped-call]  # procrastinate: untyped
+        return True
+    except ConnectorException as exc:
+        log.warning("the worker lost the database (%s); it looks for jobs again shortly", exc)
+        return False
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat

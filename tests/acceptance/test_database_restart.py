@@ -126,3 +126,32 @@ def test_after_a_restart_the_worker_hears_new_jobs_again(
     # it, each one is announced by NOTIFY and starts at once.
     assert delays[0] < 10, delays
     assert max(delays[1:]) < 1.5, delays
+
+
+def test_a_worker_polling_through_an_outage_keeps_working(
+    private_postgres: tuple[str, Path], tmp_path: Path
+) -> None:
+    """procrastinate's worker stops when a job fetch fails; ours starts another, so a worker
+    that polls (between short trial jobs it fetches often) outlives Postgres restarts."""
+    url, pgdata = private_postgres
+    env = service_env(
+        url,
+        CEREBROS_ENGINE_ENABLED="false",
+        CEREBROS_JOB_POLL_SECONDS="0.1",
+        CEREBROS_STALLED_AFTER_SECONDS="1.5",  # heartbeats every 0.5 s meet the outage too
+    )
+    with api_server(env, tmp_path) as base, worker_process(env, tmp_path) as worker:
+        first = httpx.post(f"{base}/runs", json=LONG_SPEC, timeout=10).json()["id"]
+        wait_final(base, first, timeout=60)  # the worker is up and polling
+        _pg_ctl(pgdata, "-m", "fast", "stop")
+        time.sleep(4)  # tens of failed fetches
+        start_embedded_postgres(pgdata.parent)
+        assert worker.poll() is None, "the worker exited during the outage"
+        wait_for(
+            lambda: httpx.get(f"{base}/runs/{first}", timeout=10).status_code == 200,
+            timeout=30,
+            what="API recovery",
+        )
+        run_id = httpx.post(f"{base}/runs", json=LONG_SPEC, timeout=10).json()["id"]
+        assert wait_final(base, run_id, timeout=60)["status"] == "failed"  # engine disabled
+        assert worker.poll() is None
