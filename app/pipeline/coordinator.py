@@ -104,7 +104,7 @@ class Coordinator:
             run = await repository.get_run_for_update(session, self.run_id)
             if run is None:
                 raise RuntimeError(f"run {self.run_id} disappeared")
-            rows = await trials.history_rows(session, self.run_id)
+            rows = await trials.list_trials(session, self.run_id)
             if run.cancel_requested_at is not None:
                 await trial_jobs.cancel_trial_jobs(session, self.run_id)
                 return Advance(outcome=self._outcome("cancelled", rows, "cancelled by the user"))
@@ -112,10 +112,10 @@ class Coordinator:
                 await trial_jobs.cancel_trial_jobs(session, self.run_id)
                 await trials.cancel_unfinished(session, self.run_id)
                 message = f"max_seconds={self.spec.budget.max_seconds} reached"
-                rows = await trials.history_rows(session, self.run_id)
+                rows = await trials.list_trials(session, self.run_id)
                 return Advance(outcome=await self._finish(session, "timed_out", rows, message))
             if self.via_queue and await self._end_orphans(session, events):
-                rows = await trials.history_rows(session, self.run_id)
+                rows = await trials.list_trials(session, self.run_id)
             views = [view_of_row(r) for r in rows]
             prior = await self._prior(session)
             step = plan(self.strategy(), prior + views, max_active=await self._max_active(session))
@@ -146,7 +146,7 @@ class Coordinator:
                 out.queued.append(planned.number)
             if step.done is not None and not out.active and not out.queued:
                 status, message = step.done.status, step.done.reason
-                rows = await trials.history_rows(session, self.run_id)
+                rows = await trials.list_trials(session, self.run_id)
                 out.outcome = await self._finish(session, status, rows, message)
             return out
 
@@ -171,7 +171,7 @@ class Coordinator:
         warm = self.spec.parameters.warm_start_run_id
         if warm is None:
             return []
-        rows = await trials.history_rows(session, uuid.UUID(warm))
+        rows = await trials.list_trials(session, uuid.UUID(warm))
         return [
             replace(view_of_row(r), number=-r.number, parent=None, prior=True)
             for r in rows

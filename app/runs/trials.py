@@ -226,11 +226,6 @@ async def unfinished_job_ids(session: AsyncSession, run_id: uuid.UUID) -> list[i
     return [int(j) for j in (await session.execute(stmt)).scalars() if j is not None]
 
 
-async def history_rows(session: AsyncSession, run_id: uuid.UUID) -> list[Trial]:
-    """Every trial of the run in number order, for its strategy (`app.nas.planner`)."""
-    return await list_trials(session, run_id)
-
-
 async def best_completed(session: AsyncSession, run_id: uuid.UUID, direction: str) -> Trial | None:
     """The completed trial with the best score (lowest number among equals)."""
     order = Trial.score.desc() if direction == "max" else Trial.score.asc()
