@@ -123,7 +123,7 @@ class NasParameters(BaseModel):
 
     strategy: Literal[
         "random", "successive_halving", "asha", "hyperband", "tpe", "evolution", "nsga2"
-    ] = "random"
+    ] = "asha"
     epochs: int = Field(default=10, ge=1, le=500)
     batch_size: int = Field(default=32, ge=1, le=4096)
     validation_split: float = Field(default=0.2, ge=0.05, le=0.5)
