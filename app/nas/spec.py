@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.nas.selection import Selection
 from app.nas.spec_space import (
     ACTIVATIONS,
     FINAL_ACTIVATIONS,
@@ -43,6 +44,7 @@ __all__ = [
     "NasSpec",
     "Objective",
     "SearchSpace",
+    "Selection",
     "Task",
     "is_uploaded_dataset",
     "objective_direction",
@@ -269,6 +271,11 @@ class NasSpec(BaseModel):
         max_length=MAX_OBJECTIVES,
         description="several objectives (multi-objective strategies, the Pareto front); at "
         "least one a Keras metric, each name once; `objective` defaults to the first metric",
+    )
+    selection: Selection = Field(
+        default_factory=Selection,
+        description="which completed trial is the run's model: the best score (default), or "
+        "the smallest within a tolerance of the best score (`app.nas.selection`)",
     )
     search_space: SearchSpace = Field(default_factory=SearchSpace)
     budget: Budget = Field(default_factory=Budget)
