@@ -40,6 +40,8 @@ def test_post_creates_run_and_one_job(client: TestClient, db: psycopg.Connection
     assert response.headers["location"] == f"/runs/{run['id']}"
     assert run["status"] == "queued"
     assert run["spec"]["dataset_id"] == "iris"
+    # The stored spec names the strategy: the default's (asha), as the run will use it.
+    assert run["spec"]["parameters"]["strategy"] == "asha"
     assert run["created_at"] and run["updated_at"]
     assert jobs_for(db, run["id"]) == 1
     row = db.execute("SELECT job_id FROM runs WHERE id = %s", (run["id"],)).fetchone()

@@ -64,7 +64,8 @@ def test_asha_promotions_grow_the_trials_bar() -> None:
 
 
 def test_random_search_bars_count_trials_and_epochs() -> None:
-    view, progress = watch({"dataset_id": "iris", "budget": {"max_trials": 3}})
+    spec = {"dataset_id": "iris", "budget": {"max_trials": 3}, "parameters": {"strategy": "random"}}
+    view, progress = watch(spec)
     event = Events()
     view.on_event(event(names.TRIAL_STARTED, trial=1))
     view.on_event(event(names.TRIAL_EPOCH, trial=1, epoch=4, metrics={}))

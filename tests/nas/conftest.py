@@ -45,12 +45,16 @@ SMALL_SPACE: dict[str, Any] = {
 
 
 def small_spec(dataset_id: str = "iris", **overrides: Any) -> NasSpec:
-    """A spec with a small space and short training; ``overrides`` are merged per section."""
+    """A spec with a small space and short training; ``overrides`` are merged per section.
+
+    Random search unless ``parameters`` names another strategy: these tests count trials and
+    epochs (every trial trains the spec's epochs), which the default strategy (asha) does not.
+    """
     data: dict[str, Any] = {
         "dataset_id": dataset_id,
         "search_space": dict(SMALL_SPACE),
         "budget": {"max_trials": 3},
-        "parameters": {"epochs": 2, "batch_size": 32},
+        "parameters": {"strategy": "random", "epochs": 2, "batch_size": 32},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import replace
 
 import pytest
 
+from app.nas.limits import ParamsCap
 from app.nas.planner import plan
 from app.nas.space import Architecture
-from app.nas.strategies import STRATEGIES, Done, NewTrial, SearchFailed, TrialView, Wait
+from app.nas.spec import NasSpec
+from app.nas.strategies import (
+    STRATEGIES,
+    Done,
+    NewTrial,
+    SearchFailed,
+    SearchSetup,
+    TrialView,
+    Wait,
+)
 from app.nas.strategies.asha import ASHA, Hyperband, rung_epochs
-from tests.nas.search_helpers import landscape, make_setup
+from tests.nas.search_helpers import HEAD, INPUT_DIM, SPACE, landscape, make_setup, simulate
 
 
 def test_rung_epochs() -> None:
@@ -76,6 +87,30 @@ def test_asha_never_waits_while_something_could_start() -> None:
     top = [t for t in history if t.epochs == 9]
     assert top and all(t.parent is not None for t in top)
     assert sum(1 for t in history if t.is_new) == 20
+
+
+def test_a_spec_without_a_strategy_is_asha_and_max_trials_counts_new_candidates() -> None:
+    """The README's account of the default: ``max_trials`` new candidates train
+    ``min_epochs`` (1); the best third of each rung continues (a trial of its own, with a
+    parent, outside the budget) to 3, then 9 epochs."""
+    spec = NasSpec.model_validate(
+        {
+            "dataset_id": "digits",
+            "search_space": SPACE,
+            "budget": {"max_trials": 9},
+            "parameters": {"epochs": 9, "seed": 2},
+        }
+    )
+    assert spec.parameters.strategy == "asha"
+    cap = ParamsCap(limit=10**9, service_limit=10**9)
+    history = simulate(SearchSetup(spec=spec, input_dim=INPUT_DIM, head=HEAD, cap=cap))
+    new = [t for t in history if t.parent is None]
+    assert [t.epochs for t in new] == [1] * 9
+    promotions = Counter(t.epochs for t in history if t.parent is not None)
+    assert promotions[3] >= 3 and promotions[9] >= 1 and set(promotions) == {3, 9}
+    assert len(history) == 9 + sum(promotions.values())  # trial numbers past max_trials
+    trained = sum(t.epochs - t.initial_epoch for t in history)
+    assert trained < 9 * 9 / 2  # under half of random search's 9 trials x 9 epochs
 
 
 def test_hyperband_brackets_start_at_different_rungs() -> None:

@@ -27,6 +27,14 @@ def test_defaults_infer_objective_direction_and_epochs() -> None:
     assert NasSpec(dataset_id="diabetes", parameters={"direction": "max"}).direction == "max"
 
 
+def test_the_default_strategy_is_asha() -> None:
+    """Issue 14: asha reached KerasTuner RandomSearch's 30-trial best on digits fastest
+    (docs/benchmarks.md); a spec that names no strategy gets it."""
+    assert NasSpec(dataset_id="digits").parameters.strategy == "asha"
+    named = NasSpec(dataset_id="digits", parameters={"strategy": "random"})
+    assert named.parameters.strategy == "random"
+
+
 def test_simple_form_is_normalised() -> None:
     space = SearchSpace.model_validate(
         {

@@ -21,7 +21,8 @@ TINY_SPEC: dict[str, Any] = {
     "objective": "val_accuracy",
     "search_space": {"layers": [1], "neurons": [4, 8, 16]},
     "budget": {"max_trials": 2},
-    "parameters": {"epochs": 2, "seed": 3},
+    # Random search: every trial trains the 2 epochs (the default, asha, trains 1 epoch each).
+    "parameters": {"strategy": "random", "epochs": 2, "seed": 3},
 }
 
 ResourcesFactory = Callable[..., Runtime]

@@ -126,7 +126,8 @@ async def test_cancel_during_training_ends_the_interrupted_trial(
     make_resources: ResourcesFactory, database_url: str
 ) -> None:
     resources = make_resources()
-    spec = {**TINY_SPEC, "parameters": {"epochs": 300, "seed": 1}}
+    # One long trial to cancel (asha's trials would be 1 epoch long).
+    spec = {**TINY_SPEC, "parameters": {"strategy": "random", "epochs": 300, "seed": 1}}
     run_id = await insert_run(resources.sessions, spec)
     job = asyncio.create_task(execute_run_job(resources, run_id))
     for _ in range(600):
