@@ -153,9 +153,18 @@ class CerebrosClient:
         return TrialDetail.model_validate(response.json())
 
     def download_model(self, run_id: uuid.UUID | str, path: Path | str) -> Path:
-        """Save the best model (`.keras`) to `path`; return the path."""
-        target = Path(path)
-        with self.http.stream("GET", f"/runs/{run_id}/model") as response:
+        """Save the best model (`.keras`, one number per column) to `path`; return the path."""
+        return self._download(f"/runs/{run_id}/model", Path(path))
+
+    def download_predictor(self, run_id: uuid.UUID | str, path: Path | str) -> Path:
+        """Save the best model as a predictor bundle (`.pyz`) to `path`; return the path.
+
+        `python PATH rows.csv` predicts raw rows, strings included (see the README).
+        """
+        return self._download(f"/runs/{run_id}/predictor", Path(path))
+
+    def _download(self, url: str, target: Path) -> Path:
+        with self.http.stream("GET", url) as response:
             _raise_for_problem(response)
             tmp = target.with_name(target.name + ".part")
             with tmp.open("wb") as fh:

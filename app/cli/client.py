@@ -1,4 +1,4 @@
-"""`cerebros submit|runs|events|cancel|trials`: client commands talking to the API.
+"""`cerebros submit|runs|events|cancel|trials|model`: client commands talking to the API.
 
 They talk to it over HTTP only. Errors (API unreachable, problems) are reported by
 `app.cli.errors`.
@@ -240,7 +240,41 @@ def trials(
     console.print(top_trials(ranked, count=top))
 
 
+def model(
+    run_id: RunIdArg,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to save it [default: RUN_ID.keras, or RUN_ID.pyz with --predictor].",
+            show_default=False,
+        ),
+    ] = None,
+    predictor: Annotated[
+        bool,
+        typer.Option(
+            "--predictor",
+            help="Save a runnable bundle that takes raw rows, strings included: "
+            "`python FILE.pyz rows.csv`.",
+        ),
+    ] = False,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
+    """Download a succeeded run's best model (.keras), or with --predictor a bundle (.pyz)."""
+    with _client(url, token) as client:
+        full_id = resolve_run_id(client, run_id)
+        target = output or Path(f"{full_id}.{'pyz' if predictor else 'keras'}")
+        if predictor:
+            client.download_predictor(full_id, target)
+        else:
+            client.download_model(full_id, target)
+    hint = f"  (python {shlex.quote(str(target))} rows.csv)" if predictor else ""
+    typer.echo(f"saved {target}{hint}")
+
+
 def register(cli: typer.Typer) -> None:
     """Add the client commands to the `cerebros` app."""
-    for command in (submit, runs, events, cancel, trials):
+    for command in (submit, runs, events, cancel, trials, model):
         cli.command()(command)

@@ -242,6 +242,7 @@ async def load_run_dataset(
             table.y,
             table.columns,
             n_classes=table.n_classes,
+            labels=[c.label for c in schema.target.classes or () if c.label is not None],
             options=spec.dataset_options,
             validation_split=params.validation_split,
             seed=params.seed,

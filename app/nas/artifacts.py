@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.nas.artifact_names import ARCHITECTURE, BEST_MODEL, HISTORY, PREPROCESSING, RESULT
+from app.nas.predictor import decode_outputs
 from app.nas.records import Preprocessing, TrialRecord
 
 __all__ = [
@@ -223,15 +224,6 @@ def model_outputs(model: Any, rows: npt.ArrayLike) -> np.ndarray:
     """
     raw = np.asarray(rows, dtype=np.float32)
     return np.asarray(model.predict(raw.reshape(len(raw), -1), verbose=0))
-
-
-def decode_outputs(outputs: np.ndarray, task: str) -> list[Any]:
-    """Model outputs as answers: class indices (classification) or values (regression)."""
-    if task == "regression":
-        return [float(v) for v in outputs.reshape(-1)]
-    if outputs.shape[-1] == 1:  # binary head: one sigmoid unit
-        return [int(v) for v in outputs.reshape(-1) >= 0.5]
-    return [int(v) for v in outputs.argmax(axis=-1)]
 
 
 def predict_with_model(model: Any, task: str, rows: npt.ArrayLike) -> list[Any]:

@@ -87,6 +87,7 @@ class Dataset:
     y_mean: float = 0.0
     y_std: float = 1.0
     columns: tuple[FeatureColumn, ...] = ()
+    labels: tuple[str | int | float, ...] = ()
 
     @property
     def input_dim(self) -> int:
@@ -103,6 +104,7 @@ class Dataset:
             y_mean=self.y_mean,
             y_std=self.y_std,
             columns=self.columns,
+            labels=self.labels,
         )
 
 
@@ -390,6 +392,7 @@ def tabular_dataset(
     columns: Sequence[FeatureColumn],
     *,
     n_classes: int = 0,
+    labels: Sequence[str | int | float] = (),
     options: DatasetOptions | None = None,
     validation_split: float = 0.2,
     seed: int = 0,
@@ -400,7 +403,8 @@ def tabular_dataset(
     categories as their keys); ``y`` class indices (0..n_classes-1) or regression values.
     Numeric columns' means and spreads come from the training split (they become the
     model's imputation and standardisation); ``columns`` give kinds, categories and which
-    columns get a missing indicator.
+    columns get a missing indicator. ``labels``: the classes as they were in the file, in
+    index order (the downloaded predictor answers with them).
     """
     options = options or DatasetOptions()
     if options.max_samples is not None and len(raw) > options.max_samples:
@@ -437,4 +441,5 @@ def tabular_dataset(
         y_mean=y_mean,
         y_std=y_std,
         columns=kept,
+        labels=tuple(labels),
     )

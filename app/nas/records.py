@@ -44,6 +44,9 @@ class Preprocessing:
     #: Uploaded tables: the raw feature columns (`app.nas.columns`); empty for the built-in
     #: datasets, whose rows are plain numbers standardised with ``x_mean``/``x_std``.
     columns: tuple[FeatureColumn, ...] = ()
+    #: Uploaded tables' classes as they were in the file, in the model's output order
+    #: (the downloaded predictor answers with them); empty otherwise.
+    labels: tuple[str | int | float, ...] = ()
 
     @property
     def input_dim(self) -> int:
@@ -59,6 +62,7 @@ class Preprocessing:
         known = {f for f in cls.__dataclass_fields__}
         fields = {k: v for k, v in data.items() if k in known}
         fields["columns"] = tuple(FeatureColumn.from_dict(c) for c in data.get("columns") or ())
+        fields["labels"] = tuple(data.get("labels") or ())
         # Files written before the model carried its preprocessing have no `in_model`.
         return cls(**{"in_model": False, **fields})
 

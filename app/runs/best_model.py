@@ -42,6 +42,7 @@ from app.nas.artifacts import load_best_model, load_preprocessing, predict_with_
 from app.nas.columns import Cell, encode_rows, plain_rows
 from app.nas.records import Preprocessing
 from app.runs.artifacts import artifact_info, get_artifact
+from app.runs.predictor_bundle import build_bundle
 
 __all__ = [
     "CACHED_MODELS",
@@ -51,6 +52,7 @@ __all__ = [
     "legacy_artifacts_dir",
     "loaded_model",
     "model_file",
+    "predictor_bundle",
 ]
 
 #: Loaded models kept per API process.
@@ -233,6 +235,28 @@ async def _cache_preprocessing(session: AsyncSession, source: ModelSource) -> No
 
 
 MODELS = LoadedModels()
+
+
+async def predictor_bundle(session: AsyncSession, run: Run, settings: Settings) -> bytes:
+    """The run's best model as a predictor bundle (`app.runs.predictor_bundle`).
+
+    409/404 as `model_file`; 409 too for a run saved before models carried their
+    preprocessing (its bare network needs this service's wrapping: use ``/predict``).
+    """
+    source = await model_file(session, run, settings)
+    if source.stored:
+        await _cache_preprocessing(session, source)
+    prep_path = source.root / PREPROCESSING
+    if not prep_path.is_file():
+        raise _no_model(run)
+    prep = await asyncio.to_thread(prep_path.read_bytes)
+    if not Preprocessing.from_dict(json.loads(prep)).in_model:
+        raise Conflict(
+            f"run {run.id}'s model predates models with their preprocessing: use "
+            "POST /runs/{id}/predict"
+        )
+    model = await asyncio.to_thread(source.path.read_bytes)
+    return await asyncio.to_thread(build_bundle, model, prep)
 
 
 async def loaded_model(

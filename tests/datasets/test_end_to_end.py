@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from app.cli import cli
 from tests.datasets.data import csv_bytes, mixed_table, npz_bytes, parquet_bytes
 from tests.support.postgres import migrated_database
 from tests.support.processes import api_server, service_env, wait_final, worker_process
@@ -123,6 +128,27 @@ def test_each_format_is_searched_and_its_model_predicts_raw_rows(base: str, tmp_
     outputs = np.asarray(model.predict(inputs, verbose=0))
     assert not np.isnan(outputs).any()
     assert decode(outputs, "classification") == by_list.json()["predictions"]
+
+    # The predictor bundle, downloaded with the CLI, takes the raw CSV rows themselves
+    # (strings, empty cells, the target column) and answers with the file's labels.
+    bundle = tmp_path / "best.pyz"
+    cli_args = ["model", csv_run[:8], "--predictor", "-o", str(bundle), "--url", base]
+    downloaded = CliRunner().invoke(cli, cli_args)
+    assert downloaded.exit_code == 0, downloaded.output
+    rows_csv = tmp_path / "rows.csv"
+    rows_csv.write_bytes(csv_bytes({name: [row.get(name) for row in raw] for name in table}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CEREBROS_", "PYTHON"))}
+    proc = subprocess.run(
+        [sys.executable, str(bundle), str(rows_csv)],
+        env={**env, "KERAS_BACKEND": "torch"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    labels = [c["label"] for c in csv_dataset["target_summary"]["classes"]]
+    expected = [labels[i] for i in by_list.json()["predictions"]]
+    assert proc.stdout.splitlines() == ["prediction", *expected]
 
     bad = httpx.post(f"{base}/runs/{csv_run}/predict", json={"rows": [[1, 2, "x"]]}, timeout=30)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "rows.0.2"
