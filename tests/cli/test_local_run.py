@@ -20,7 +20,7 @@ LONG_SPEC = {
     "dataset_id": "digits",
     "search_space": {"layers": [1, 2, 3], "neurons": [16, 32, 64, 128]},
     "budget": {"max_trials": 20},
-    "parameters": {"epochs": 50},
+    "parameters": {"strategy": "random", "epochs": 50},  # 50-epoch trials (asha: 1 at first)
 }
 
 

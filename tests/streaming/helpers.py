@@ -18,7 +18,8 @@ IRIS_SPEC: dict[str, Any] = {
     "objective": "val_accuracy",
     "search_space": {"layers": [1], "neurons": [8, 16]},
     "budget": {"max_trials": 2},
-    "parameters": {"epochs": 2},
+    # Random search: trials 1 and 2, 2 epochs each (asha, the default, trains 1 epoch each).
+    "parameters": {"strategy": "random", "epochs": 2},
 }
 
 
