@@ -33,7 +33,8 @@ TINY_SPEC = {
     "objective": "val_accuracy",
     "search_space": {"layers": [1], "neurons": [8]},
     "budget": {"max_trials": 1},
-    "parameters": {"epochs": 2, "early_stopping_patience": 5},
+    # Random search: one trial of 2 epochs (asha, the default, would train 1).
+    "parameters": {"strategy": "random", "epochs": 2, "early_stopping_patience": 5},
 }
 
 
