@@ -11,12 +11,15 @@ from __future__ import annotations
 __all__ = [
     "ARCHITECTURE",
     "BEST_MODEL",
+    "CANDIDATES",
     "CHECKPOINTS",
     "HISTORY",
     "KERAS_MEDIA_TYPE",
     "PREPROCESSING",
     "RESULT",
     "RUN_ARTIFACTS",
+    "candidate_name",
+    "candidate_number",
     "checkpoint_name",
     "media_type_of",
 ]
@@ -28,6 +31,9 @@ PREPROCESSING = "preprocessing.json"
 RESULT = "result.json"
 #: Successive-halving candidates waiting between rungs (`checkpoint_name`).
 CHECKPOINTS = "checkpoints"
+#: Under the selection rule ``smallest_within_tolerance``: the exported models of the trials
+#: that may still become the run's choice (`app.nas.selection.keepers`); dropped at the end.
+CANDIDATES = "candidates"
 #: What a finished run keeps (checkpoints are dropped at the end of a search).
 RUN_ARTIFACTS = (BEST_MODEL, ARCHITECTURE, HISTORY, PREPROCESSING, RESULT)
 
@@ -44,6 +50,22 @@ def checkpoint_name(trial_number: int) -> str:
     if trial_number < 0:
         raise ValueError(f"trial numbers are not negative: {trial_number}")
     return f"{CHECKPOINTS}/trial_{trial_number:04d}.keras"
+
+
+def candidate_name(trial_number: int) -> str:
+    """The name of a trial's kept model: ``candidate_name(7) == "candidates/trial_0007.keras"``."""
+    if trial_number < 0:
+        raise ValueError(f"trial numbers are not negative: {trial_number}")
+    return f"{CANDIDATES}/trial_{trial_number:04d}.keras"
+
+
+def candidate_number(name: str) -> int | None:
+    """The trial number of a `candidate_name`; None for any other name."""
+    prefix, suffix = f"{CANDIDATES}/trial_", ".keras"
+    if not (name.startswith(prefix) and name.endswith(suffix)):
+        return None
+    digits = name[len(prefix) : -len(suffix)]
+    return int(digits) if digits.isdigit() else None
 
 
 def media_type_of(name: str) -> str:

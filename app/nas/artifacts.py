@@ -155,6 +155,38 @@ class ArtifactStore:
         os.replace(tmp, self.best_model_path)
         _write_json(self.root / ARCHITECTURE, architecture_doc(record))
 
+    def candidate_path(self, number: int) -> Path:
+        """Where trial ``number``'s exported model waits while the selection rule may choose it."""
+        return self.work_dir / f"candidate_{number:04d}.keras"
+
+    def save_candidate(self, model: Any, number: int) -> None:
+        """Keep trial ``number``'s model, exported as `save_best` exports it, in the work dir."""
+        from app.nas.preprocessing import export_model  # imports keras: lazily, for the API
+
+        if self.preprocessing is None:
+            raise RuntimeError("write_preprocessing must come before save_candidate")
+        tmp = self.work_dir / f"candidate_{number:04d}.tmp.keras"
+        export_model(model, self.preprocessing).save(tmp)
+        os.replace(tmp, self.candidate_path(number))
+
+    def drop_candidates(self, keep: set[int]) -> None:
+        """Delete the kept models of every trial not in ``keep``."""
+        for path in self.work_dir.glob("candidate_*.keras"):
+            digits = path.name.removeprefix("candidate_").removesuffix(".keras")
+            if not digits.isdigit() or int(digits) not in keep:
+                path.unlink(missing_ok=True)
+
+    def promote_candidate(self, record: TrialRecord) -> bool:
+        """Make ``record``'s kept model the best model; False if it was not kept here."""
+        source = self.candidate_path(record.number)
+        if not source.exists():
+            return False
+        tmp = self.root / "best_model.tmp.keras"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, self.best_model_path)
+        _write_json(self.root / ARCHITECTURE, architecture_doc(record))
+        return True
+
     def write_preprocessing(self, preprocessing: Preprocessing) -> None:
         """Record the run's preprocessing; `save_best` wraps every best model in it."""
         self.preprocessing = preprocessing

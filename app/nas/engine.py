@@ -10,8 +10,9 @@ jobs (`app.pipeline.coordinator`); this driver serves tests, benchmarks and note
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from app.nas.artifacts import ArtifactStore
 from app.nas.backend import clear_backend_caches, freeze_heap
@@ -25,6 +26,7 @@ from app.nas.records import (
     TrialRecord,
     TrialStart,
 )
+from app.nas.selection import Contender, choose, decide, keepers
 from app.nas.space import head_for, smallest_trainable_params
 from app.nas.spec import NasSpec
 from app.nas.strategies import STRATEGIES, SearchFailed, SearchSetup
@@ -56,13 +58,33 @@ def load_setup(spec: NasSpec, data: Dataset, max_trainable_params: int) -> Searc
     return SearchSetup(spec=spec, input_dim=data.input_dim, head=head, cap=cap)
 
 
-def best_of(setup: SearchSetup, records: Sequence[TrialRecord]) -> TrialRecord | None:
-    """The completed trial with the best score (the lowest number among equals)."""
-    best = None
-    for rec in sorted(records, key=lambda r: r.number):
-        if rec.status == "completed" and setup.better(rec.score, best.score if best else None):
-            best = rec
-    return best
+def contenders_of(records: Iterable[TrialRecord]) -> list[Contender]:
+    """The completed trials with a score, as the selection rule sees them."""
+    found = (Contender.maybe(r.number, r.status, r.score, r.params_count) for r in records)
+    return [c for c in found if c is not None]
+
+
+def _keep_model(
+    store: ArtifactStore, spec: NasSpec, records: dict[int, TrialRecord], model: Any, number: int
+) -> None:
+    """Trial ``number`` completed with ``model``: keep it if the selection rule may choose it.
+
+    As the workers do (`app.runs.chosen_model`): under ``best`` the model is saved as the
+    best when the trial is the choice; under ``smallest_within_tolerance`` every trial that
+    may still be chosen keeps its model in the work dir, and the choice's is the best model.
+    """
+    pool = contenders_of(records.values())
+    keep = keepers(pool, spec.selection, spec.direction)
+    if spec.selection.rule == "best":
+        if number in keep:
+            store.save_best(model, records[number])
+        return
+    if number in keep:
+        store.save_candidate(model, number)
+    store.drop_candidates(keep)
+    chosen = choose(pool, spec.selection, spec.direction)
+    if chosen is not None and chosen.number != store.saved_best_number():
+        store.promote_candidate(records[chosen.number])
 
 
 def run_search(
@@ -105,7 +127,6 @@ def run_search(
     store.write_preprocessing(data.preprocessing())
     strategy = STRATEGIES[params.strategy](setup)
     records = {t.number: t for t in completed_trials}
-    best = best_of(setup, list(records.values()))
     deadline = None if spec.budget.max_seconds is None else started + spec.budget.max_seconds
 
     def timed_out() -> bool:
@@ -152,9 +173,8 @@ def run_search(
             records[number] = rec
             if result.checkpoint is not None:
                 store.write_checkpoint(number, result.checkpoint)
-            if rec.status == "completed" and setup.better(rec.score, best.score if best else None):
-                store.save_best(result.model, rec)
-                best = rec
+            if rec.status == "completed":
+                _keep_model(store, spec, records, result.model, number)
             del result
             clear_backend_caches()  # the model is gone: free what the backend kept of it
             store.write_history(records.values())
@@ -172,10 +192,12 @@ def run_search(
         raise SearchFailed(failure)  # a new error, not chained to the trial's frames
     if status == "timed_out":
         message = f"max_seconds={spec.budget.max_seconds} reached"
+    trials = sorted(records.values(), key=lambda t: t.number)
+    choice = decide(contenders_of(trials), spec.selection, spec.direction)
+    best = None if choice is None else records[choice.trial]
     if best is not None and best.number != store.saved_best_number():
         # The best is a reused trial whose model this directory does not hold.
         message = (message + "; " if message else "") + "best model file is from another trial"
-    trials = sorted(records.values(), key=lambda t: t.number)
     result_ = SearchResult(
         status=status,
         objective=spec.resolved_objective,
@@ -184,6 +206,7 @@ def run_search(
         best=best,
         total_epochs=sum(t.epochs_run for t in trials),
         message=message,
+        selection=choice,
     )
     store.write_history(trials)
     store.write_result(result_.to_dict())

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from app.nas.columns import FeatureColumn
+from app.nas.selection import Choice
 from app.nas.spec import Task
 
 __all__ = [
@@ -132,7 +133,8 @@ class SearchResult:
     ``status``: ``completed`` (budget of trials used), ``exhausted`` (the space ran out of new
     architectures first), ``cancelled`` (``should_stop`` returned True) or ``timed_out``
     (``budget.max_seconds`` elapsed). ``trials`` includes records reused from
-    ``completed_trials``. ``best`` is the best completed (or pruned, for SH) trial by score.
+    ``completed_trials``. ``best`` is the completed trial the spec's ``selection`` rule
+    chose (the best score by default), and ``selection`` what that rule found.
     """
 
     status: SearchStatus
@@ -143,6 +145,7 @@ class SearchResult:
     total_epochs: int
     artifacts: dict[str, str] = field(default_factory=dict)
     message: str = ""
+    selection: Choice | None = None
 
     @property
     def trials_completed(self) -> int:
@@ -159,6 +162,7 @@ class SearchResult:
             "total_epochs": self.total_epochs,
             "artifacts": dict(self.artifacts),
             "message": self.message,
+            "selection": None if self.selection is None else self.selection.to_dict(),
         }
 
 

@@ -13,8 +13,9 @@ limit), record the skipped candidates, insert the new trials as ``queued`` with 
   itself, with the same `execute_trial` a trial job runs, and asks again.
 
 When the strategy is done and no trial is active, the run's artifacts are completed in
-Postgres (history, result, preprocessing; the best model is already there, written by the
-trial that became the best) and the search's outcome is the step's result.
+Postgres (history, result, preprocessing; the chosen model is already there, written by
+the trial ends under the spec's selection rule, `app.runs.chosen_model`, whose leftover
+candidates are dropped here) and the search's outcome is the step's result.
 """
 
 from __future__ import annotations
@@ -42,14 +43,16 @@ from app.nas.artifacts import history_csv
 from app.nas.datasets import Dataset
 from app.nas.planner import plan, view_of
 from app.nas.records import SearchStatus, TrialRecord
+from app.nas.selection import Contender, decide
 from app.nas.space import Architecture
 from app.nas.spec import NasSpec
 from app.nas.strategies import STRATEGIES, SearchSetup, Strategy, TrialView
 from app.nas.trial import TrialRequest
 from app.pipeline.outcome import BestTrial, SearchOutcome
 from app.pipeline.trial_events import lost_record, trial_finished
-from app.runs import artifacts, repository, trial_jobs, trials
+from app.runs import artifacts, chosen_model, repository, trial_jobs, trials
 from app.runtime import Runtime
+from app.schemas.runs import RunSelection
 
 __all__ = ["Advance", "Coordinator", "view_of_row"]
 
@@ -202,12 +205,13 @@ class Coordinator:
 
     def _outcome(self, status: SearchStatus, rows: list[Trial], message: str = "") -> SearchOutcome:
         records = [TrialRecord.from_dict(r.record) for r in rows if r.record is not None]
+        found = (Contender.maybe(r.number, r.status, r.score, r.params_count) for r in records)
+        choice = decide(
+            [c for c in found if c is not None], self.spec.selection, self.spec.direction
+        )
         best = None
-        for rec in sorted(records, key=lambda r: r.number):
-            if rec.status == "completed" and self.setup.better(
-                rec.score, best.score if best else None
-            ):
-                best = rec
+        if choice is not None:
+            best = next(r for r in records if r.number == choice.trial)
         return SearchOutcome(
             status=status,
             objective=self.spec.resolved_objective,
@@ -224,6 +228,7 @@ class Coordinator:
             trials_total=len(rows),
             total_epochs=sum(r.epochs_run for r in records),
             message=message,
+            selection=None if choice is None else RunSelection.model_validate(choice.to_dict()),
         )
 
     async def _finish(
@@ -242,10 +247,11 @@ class Coordinator:
             media_type_of(PREPROCESSING),
         )
         await artifacts.delete_artifacts(session, self.run_id, prefix=CHECKPOINTS + "/")
+        held = await chosen_model.finish(session, self.run_id, self.spec)
         stored = {a.name for a in await artifacts.list_artifacts(session, self.run_id)}
-        if outcome.best is not None and BEST_MODEL not in stored:
+        if outcome.best is not None and held != outcome.best.number:
             outcome.message = (outcome.message + "; " if outcome.message else "") + (
-                "the best trial's model was not stored"
+                "the chosen trial's model was not stored"
             )
         names = {"best_model": BEST_MODEL, "architecture": ARCHITECTURE, "history": HISTORY}
         names |= {"preprocessing": PREPROCESSING, "result": RESULT}

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.errors import CerebrosError
 from app.nas.records import SearchResult, SearchStatus
 from app.saga import StepRejected
-from app.schemas.runs import Direction, RunSummary
+from app.schemas.runs import Direction, RunSelection, RunSummary
 
 __all__ = ["BestTrial", "InvalidResult", "RunCancelled", "SearchOutcome"]
 
@@ -48,6 +48,7 @@ class SearchOutcome(BaseModel):
     total_epochs: int | None = None
     artifacts: dict[str, str] = Field(default_factory=dict)
     message: str = ""
+    selection: RunSelection | None = None
 
     @classmethod
     def of(cls, result: SearchResult) -> SearchOutcome:
@@ -69,6 +70,9 @@ class SearchOutcome(BaseModel):
             total_epochs=result.total_epochs,
             artifacts=dict(result.artifacts),
             message=result.message,
+            selection=None
+            if result.selection is None
+            else RunSelection.model_validate(result.selection.to_dict()),
         )
 
     def summary(self) -> RunSummary:
@@ -100,4 +104,5 @@ class SearchOutcome(BaseModel):
             total_epochs=self.total_epochs,
             artifacts=self.artifacts,
             message=self.message,
+            selection=self.selection,
         )

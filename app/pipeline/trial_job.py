@@ -2,8 +2,9 @@
 
 Two durable transactions per trial: the claim (the row becomes ``running`` on this worker,
 its attempt counted, ``trial.started`` published) and the end (the final record with its
-epoch history, the terminal trial event, the best model or the checkpoint the strategy
-needs, and the run's next advance), the end conditional on the trial still being
+epoch history, the terminal trial event, the trial's exported model when the run's
+selection rule may choose it (`app.runs.chosen_model`), the checkpoint the strategy needs,
+and the run's next advance), the end conditional on the trial still being
 unfinished so each trial number ends exactly once. Epochs in between go out as live
 notifications only (no row, no event id; `RunEvents.notify_live`): the history is durable
 with the trial's end, and a trial cut short is trained again from its start anyway.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import json
 import logging
 import os
 import socket
@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import CerebrosError, TransientError
 from app.events import names
 from app.events.publish import RunEvents
-from app.nas.artifact_names import ARCHITECTURE, BEST_MODEL, checkpoint_name, media_type_of
-from app.nas.artifacts import architecture_doc, best_model_bytes
+from app.nas.artifact_names import checkpoint_name, media_type_of
+from app.nas.artifacts import best_model_bytes
 from app.nas.backend import clear_backend_caches, freeze_heap
 from app.nas.records import TrialRecord, TrialStart
 from app.nas.spec import NasSpec
@@ -45,7 +45,7 @@ from app.observability.metrics import record_epoch_finished, record_trial_finish
 from app.pipeline.progress import CancelWatcher
 from app.pipeline.run_data import run_dataset
 from app.pipeline.trial_events import lost_record, trial_finished, trial_started
-from app.runs import artifacts, repository, trial_jobs, trials
+from app.runs import artifacts, chosen_model, repository, trial_jobs, trials
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ async def execute_trial(
         return
     record = result.record
     best_bytes = None
-    if record.status == "completed" and await _beats_best(runtime, run_id, spec, record):
+    if record.status == "completed" and await _may_keep(runtime, run_id, spec, record):
         best_bytes = await asyncio.to_thread(best_model_bytes, result.model, data.preprocessing())
     checkpoint = result.checkpoint
     del result
@@ -268,20 +268,13 @@ def _deadline(spec: NasSpec, started_at: dt.datetime | None) -> float | None:
     return time.monotonic() + (limit - elapsed)
 
 
-async def _beats_best(
+async def _may_keep(
     runtime: Runtime, run_id: uuid.UUID, spec: NasSpec, record: TrialRecord
 ) -> bool:
+    """Whether the selection rule may choose this trial: only then is its model exported."""
     async with runtime.sessions() as session:
-        best = await trials.best_completed(session, run_id, spec.direction)
-    return _better(spec, record, best.score if best is not None else None)
-
-
-def _better(spec: NasSpec, record: TrialRecord, best: float | None) -> bool:
-    if record.score is None:
-        return False
-    if best is None:
-        return True
-    return record.score > best if spec.direction == "max" else record.score < best
+        pool = await trials.contenders(session, run_id)
+    return chosen_model.may_keep(spec, pool, record)
 
 
 async def _end(
@@ -304,20 +297,6 @@ async def _end(
             await trials.cancel_trial(session, run_id, record.number)
             await _advance(session, runtime, run_id, via_queue)
             return
-        if best_model is not None:
-            best = await trials.best_completed(session, run_id, spec.direction)
-            if _better(spec, record, best.score if best is not None else None):
-                await artifacts.put_artifact(
-                    session, run_id, BEST_MODEL, best_model, media_type_of(BEST_MODEL)
-                )
-                doc = architecture_doc(record)
-                await artifacts.put_artifact(
-                    session,
-                    run_id,
-                    ARCHITECTURE,
-                    json.dumps(doc, indent=2, sort_keys=True).encode(),
-                    media_type_of(ARCHITECTURE),
-                )
         if checkpoint is not None:
             await artifacts.put_artifact(
                 session,
@@ -326,7 +305,9 @@ async def _end(
                 checkpoint,
                 media_type_of(checkpoint_name(record.number)),
             )
-        await _record_end(session, runtime, run_id, record, events, via_queue)
+        ended = await _record_end(session, runtime, run_id, record, events, via_queue)
+        if ended and best_model is not None:  # recorded completed: the rule may keep it
+            await chosen_model.offer(session, run_id, spec, record, best_model)
     record_trial_finished(record.status, record.duration_s, skipped=record.skipped)
 
 
@@ -337,10 +318,13 @@ async def _record_end(
     record: TrialRecord,
     events: RunEvents,
     via_queue: bool,
-) -> None:
-    if await trials.end_trial(session, run_id, record):
+) -> bool:
+    """End the trial with ``record`` and defer the run's advance; False if it had ended."""
+    ended = await trials.end_trial(session, run_id, record)
+    if ended:
         await trial_finished(events, session, record)
     await _advance(session, runtime, run_id, via_queue)
+    return ended
 
 
 async def _end_cancelled(

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +49,7 @@ __all__ = [
     "StoredArtifact",
     "artifact_info",
     "checkpoint_name",
+    "copy_artifact",
     "delete_artifacts",
     "get_artifact",
     "list_artifacts",
@@ -118,6 +119,32 @@ async def put_artifact(
         set_={**values, "created_at": func.now()},
     )
     await session.execute(stmt)
+
+
+async def copy_artifact(session: AsyncSession, run_id: uuid.UUID, source: str, target: str) -> bool:
+    """Store the run's artifact ``source`` also as ``target`` (replacing one of that name).
+
+    Copied inside Postgres (INSERT ... SELECT): a model of tens of MiB never travels to the
+    caller and back. False, and nothing written, when there is no ``source``.
+    """
+    columns = (RunArtifact.media_type, RunArtifact.size, RunArtifact.sha256, RunArtifact.content)
+    picked = select(RunArtifact.run_id, literal(target, RunArtifact.name.type), *columns).where(
+        RunArtifact.run_id == run_id, RunArtifact.name == source
+    )
+    stmt = insert(RunArtifact).from_select(
+        ["run_id", "name", "media_type", "size", "sha256", "content"], picked
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[RunArtifact.run_id, RunArtifact.name],
+        set_={
+            "media_type": stmt.excluded.media_type,
+            "size": stmt.excluded.size,
+            "sha256": stmt.excluded.sha256,
+            "content": stmt.excluded.content,
+            "created_at": func.now(),
+        },
+    )
+    return (await session.execute(stmt.returning(RunArtifact.name))).first() is not None
 
 
 async def get_artifact(

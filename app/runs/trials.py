@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import FINISHED_TRIAL_STATUSES, Trial, TrialStatus
 from app.nas.records import TrialRecord, TrialStart
+from app.nas.selection import Contender
 
 UNFINISHED = [status for status in TrialStatus if not status.is_final]  # queued, running
 
@@ -226,17 +227,17 @@ async def unfinished_job_ids(session: AsyncSession, run_id: uuid.UUID) -> list[i
     return [int(j) for j in (await session.execute(stmt)).scalars() if j is not None]
 
 
-async def best_completed(session: AsyncSession, run_id: uuid.UUID, direction: str) -> Trial | None:
-    """The completed trial with the best score (lowest number among equals)."""
-    order = Trial.score.desc() if direction == "max" else Trial.score.asc()
+async def contenders(session: AsyncSession, run_id: uuid.UUID) -> list[Contender]:
+    """The run's completed trials with a score, as the selection rule sees them (light)."""
     stmt = (
-        select(Trial)
+        select(Trial.number, Trial.score, Trial.params_count)
         .where(
             Trial.run_id == run_id,
             Trial.status == TrialStatus.COMPLETED,
             Trial.score.is_not(None),
         )
-        .order_by(order, Trial.number)
-        .limit(1)
+        .order_by(Trial.number)
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    rows = (await session.execute(stmt)).all()
+    found = (Contender.maybe(n, "completed", score, params) for n, score, params in rows)
+    return [c for c in found if c is not None]

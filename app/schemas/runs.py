@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.db.models import RunStatus
+from app.nas.selection import SelectionRule
 from app.nas.spec import Budget, NasSpec, objective_direction
 
 Direction = Literal["max", "min"]
@@ -29,6 +30,20 @@ class RunCreate(NasSpec):
     )
 
 
+class RunSelection(BaseModel):
+    """Which rule chose the run's model (the spec's ``selection``) and what it chose."""
+
+    rule: SelectionRule
+    tolerance: float | None = Field(
+        default=None, description="smallest_within_tolerance: the tolerance, in score units"
+    )
+    trial: int = Field(description="the chosen trial: `best_trial`, whose model is served")
+    score: float = Field(allow_inf_nan=False, description="the chosen trial's score")
+    params: int = Field(description="the chosen trial's trainable parameters")
+    top_trial: int = Field(description="the trial with the best score (the choice under `best`)")
+    top_score: float = Field(allow_inf_nan=False)
+
+
 class RunSummary(BaseModel):
     """A succeeded run's result: the search's outcome and its best trial (`runs.result`).
 
@@ -41,8 +56,13 @@ class RunSummary(BaseModel):
     )
     objective: str
     direction: Direction
-    best_score: float = Field(allow_inf_nan=False)
-    best_trial: int | None = None
+    best_score: float = Field(
+        allow_inf_nan=False,
+        description="the chosen trial's score (the best one unless `selection` says otherwise)",
+    )
+    best_trial: int | None = Field(
+        default=None, description="the trial chosen by the spec's selection rule: the model"
+    )
     best_architecture: dict[str, Any]
     best_hyperparameters: dict[str, Any] | None = None
     trials_completed: int = Field(ge=1)
@@ -52,6 +72,9 @@ class RunSummary(BaseModel):
         default_factory=dict, description="Paths of the run's files: best_model, history, ..."
     )
     message: str = ""
+    selection: RunSelection | None = Field(
+        default=None, description="the rule that chose `best_trial` (absent in older results)"
+    )
 
     @classmethod
     def read(cls, stored: Mapping[str, Any] | None) -> RunSummary | None:

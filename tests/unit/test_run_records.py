@@ -27,6 +27,7 @@ RESULT_KEYS = {
     "total_epochs",
     "artifacts",
     "message",
+    "selection",
 }
 
 
