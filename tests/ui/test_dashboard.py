@@ -65,15 +65,17 @@ def architecture_units(spec: dict[str, Any]) -> tuple[int, int]:
     return len(units), sum(len(unit["predecessors"]) for unit in units)
 
 
+# Random search: the tests count trials and epochs (asha, the default, trains 1 epoch first).
 IRIS = {"dataset_id": "iris", "search_space": {"layers": [1, 2], "neurons": [4, 8]},
-        "budget": {"max_trials": 2}, "parameters": {"epochs": 3}}  # fmt: skip
-SHORT = {**IRIS, "budget": {"max_trials": 1}, "parameters": {"epochs": 1}}
+        "budget": {"max_trials": 2}, "parameters": {"strategy": "random", "epochs": 3}}  # fmt: skip
+SHORT = {**IRIS, "budget": {"max_trials": 1}, "parameters": {"strategy": "random", "epochs": 1}}
 # Long enough to watch and cancel: ~0.3 s an epoch on digits, 40 epochs a trial.
 LONG = {"dataset_id": "digits",
         "search_space": {"minimum_levels": 3, "maximum_levels": 4, "minimum_units_per_level": 1,
                          "maximum_units_per_level": 3, "minimum_neurons_per_unit": 16,
                          "maximum_neurons_per_unit": 64},
-        "budget": {"max_trials": 50}, "parameters": {"epochs": 40}}  # fmt: skip
+        "budget": {"max_trials": 50},
+        "parameters": {"strategy": "random", "epochs": 40}}  # fmt: skip
 
 
 def test_ui_is_served_with_a_strict_content_security_policy(service: Service) -> None:
@@ -155,6 +157,7 @@ def test_a_run_submitted_from_the_form_is_followed_to_its_best_architecture(
     page.select_option("#f-dataset", "iris")
     page.fill("#f-max-trials", "2")
     page.fill("#f-epochs", "3")
+    assert page.input_value("#f-strategy") == "asha"  # the service's default strategy
     page.select_option("#f-strategy", "random")
     assert '"max_trials": 2' in page.input_value("#f-json")  # the JSON follows the form
     mark_page(page)
@@ -340,7 +343,10 @@ def test_keyboard_only(page: Page, service: Service) -> None:
 
 
 def test_narrow_window(page: Page, service: Service, artifacts: Path) -> None:
-    run_id = submit(service, {**IRIS, "budget": {"max_trials": 1}, "parameters": {"epochs": 2}})
+    one_trial = {"max_trials": 1}
+    run_id = submit(
+        service, {**IRIS, "budget": one_trial, "parameters": {"strategy": "random", "epochs": 2}}
+    )
     wait_final(service.base, run_id, headers=service.auth)
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, service, f"#/runs/{run_id}")

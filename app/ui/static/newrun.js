@@ -7,7 +7,8 @@ import { clear, h, problemBox } from "./dom.js";
 const DATASETS = ["iris", "digits", "wine", "breast_cancer", "diabetes", "classification", "regression", "mnist", "fashion_mnist", "cifar10"];
 const OBJECTIVES = ["val_accuracy", "val_loss", "accuracy", "loss", "val_mae", "val_mse", "val_root_mean_squared_error"];
 const ACTIVATIONS = ["relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish", "softsign", "softplus", "linear"];
-const STRATEGIES = ["random", "asha", "hyperband", "tpe", "evolution"];  // nsga2 needs objectives: submit it as JSON
+// The first is the form's default: the service's default strategy (asha, README "The spec").
+const STRATEGIES = ["asha", "random", "hyperband", "tpe", "evolution"];  // nsga2 needs objectives: submit it as JSON
 
 /** "1, 2 3" -> [1, 2, 3]; what is not a number is kept as text, for the API to name. */
 function parseList(text, numeric) {
@@ -136,7 +137,7 @@ export function newRunView(main, { navigate }) {
         "fieldset",
         { class: "group" },
         h("legend", { text: "Budget" }),
-        field("budget.max_trials", "Trials (budget.max_trials)", maxTrials),
+        field("budget.max_trials", "Trials (budget.max_trials)", maxTrials, "New architectures; asha and hyperband continue the best ones as extra trials"),
         field("parameters.epochs", "Epochs per trial (parameters.epochs)", epochs),
         field("Idempotency-Key", "Idempotency key", idemKey, "The same key and body return the first run."),
       ),

@@ -263,7 +263,7 @@ export function runView(main, { id }) {
     const entries = [
       ["Dataset", spec.dataset_id],
       ["Objective", `${spec.objective || state.objective || "—"}${state.direction ? ` (${state.direction})` : ""}`],
-      ["Strategy", params.strategy || "random"],
+      ["Strategy", params.strategy || "asha"],  // the service's default
       ["Budget", `${spec.budget?.max_trials ?? "—"} trials × ${params.epochs ?? "—"} epochs`],
       ["Owner", run.owner],
       ["Created", formatTime(run.created_at)],
