@@ -29,7 +29,8 @@ IRIS: dict[str, Any] = {
     "objective": "val_accuracy",
     "search_space": {"layers": [1, 2], "neurons": [8, 16, 32]},
     "budget": {"max_trials": 8},
-    "parameters": {"epochs": 4, "seed": 21},
+    # Random search: trials 1-8, each trained once (asha would add promotions).
+    "parameters": {"strategy": "random", "epochs": 4, "seed": 21},
 }
 #: Trials long enough to be caught training (digits, many epochs).
 LONG: dict[str, Any] = {
@@ -37,7 +38,7 @@ LONG: dict[str, Any] = {
     "objective": "val_accuracy",
     "search_space": {"layers": [1, 2], "neurons": [32, 64]},
     "budget": {"max_trials": 4},
-    "parameters": {"epochs": 30, "seed": 5},
+    "parameters": {"strategy": "random", "epochs": 30, "seed": 5},
 }
 
 
@@ -145,7 +146,8 @@ def test_a_worker_killed_mid_trial_loses_nothing(database_url: str, tmp_path: Pa
 
 def test_cancel_stops_every_worker_within_an_epoch(database_url: str, tmp_path: Path) -> None:
     env = env_for(database_url, tmp_path / "w")
-    spec = {**LONG, "budget": {"max_trials": 6}, "parameters": {"epochs": 200, "seed": 3}}
+    long_trials = {"strategy": "random", "epochs": 200, "seed": 3}
+    spec = {**LONG, "budget": {"max_trials": 6}, "parameters": long_trials}
     listener = psycopg.connect(database_url, autocommit=True)
     listener.execute("LISTEN cerebros_events")
     try:

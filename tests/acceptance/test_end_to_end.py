@@ -20,7 +20,7 @@ def test_run_goes_from_queued_to_succeeded(database_url: str, tmp_path: Path) ->
         "objective": "val_accuracy",
         "search_space": {"layers": [1], "neurons": [8, 16]},
         "budget": {"max_trials": 2},
-        "parameters": {"epochs": 3},
+        "parameters": {"strategy": "random", "epochs": 3},  # every trial to 3 epochs
     }
     with api_server(env, tmp_path) as base:
         created = httpx.post(f"{base}/runs", json=spec, timeout=10)

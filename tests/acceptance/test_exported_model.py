@@ -23,7 +23,7 @@ def test_downloaded_regression_model_answers_like_predict(
         "dataset_id": "diabetes",
         "search_space": {"layers": [1], "neurons": [16]},
         "budget": {"max_trials": 1},
-        "parameters": {"epochs": 3},
+        "parameters": {"strategy": "random", "epochs": 3},  # asha would train 1 epoch
     }
     rows, targets = sklearn.datasets.load_diabetes(return_X_y=True)
     rows, targets = rows[:150], targets[:150]  # raw rows, within the body limit

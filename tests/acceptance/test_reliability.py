@@ -23,7 +23,9 @@ LONG_SPEC: dict[str, Any] = {
     "objective": "val_accuracy",
     "search_space": {"layers": [1, 2], "neurons": [16, 32, 64]},
     "budget": {"max_trials": 3},
-    "parameters": {"epochs": 8, "seed": 11},
+    # Random search: trials 1-3, each trained to 8 epochs once (asha trains 1 epoch first and
+    # adds promotions): the faults below are placed at trial and epoch granularity.
+    "parameters": {"strategy": "random", "epochs": 8, "seed": 11},
 }
 
 
@@ -107,7 +109,7 @@ def test_cancel_running_run_stops_within_an_epoch_and_undoes(
 ) -> None:
     artifacts = tmp_path / "artifacts"
     env = service_env(database_url, CEREBROS_ARTIFACTS_DIR=str(artifacts))
-    spec = {**LONG_SPEC, "parameters": {"epochs": 200, "seed": 5}}
+    spec = {**LONG_SPEC, "parameters": {"strategy": "random", "epochs": 200, "seed": 5}}
     listener = psycopg.connect(database_url, autocommit=True)
     listener.execute("LISTEN cerebros_events")
     with api_server(env, tmp_path) as base, worker_process(env, tmp_path):
@@ -220,7 +222,8 @@ def test_sigterm_lets_the_current_trial_finish(database_url: str, tmp_path: Path
     """SIGTERM: the worker finishes the trial it trains (its job), then exits; the run goes on
     with the next worker, and the trial is not trained again."""
     env = service_env(database_url, CEREBROS_ARTIFACTS_DIR=str(tmp_path / "artifacts"))
-    spec = {**LONG_SPEC, "budget": {"max_trials": 2}, "parameters": {"epochs": 4, "seed": 2}}
+    parameters = {"strategy": "random", "epochs": 4, "seed": 2}
+    spec = {**LONG_SPEC, "budget": {"max_trials": 2}, "parameters": parameters}
     with api_server(env, tmp_path) as base:
         run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
         with worker_process(env, tmp_path) as worker:
@@ -278,7 +281,7 @@ def test_fault_at_every_step_before_and_after_its_effect_in_a_real_worker(
         "objective": "val_accuracy",
         "search_space": {"layers": [1], "neurons": [4, 8]},
         "budget": {"max_trials": 1},
-        "parameters": {"epochs": 2},
+        "parameters": {"strategy": "random", "epochs": 2},
     }
     with api_server(service_env(database_url), tmp_path) as base:
         for step in STEPS:
@@ -377,7 +380,8 @@ def test_a_draining_worker_keeps_its_job_and_a_killed_one_is_taken_over(
     )
     # One trial, long enough (on a quiet machine too) to be still training after the 10 s
     # below: the drain is a trial's now, not a whole run's.
-    spec = {**LONG_SPEC, "budget": {"max_trials": 1}, "parameters": {"epochs": 150, "seed": 4}}
+    parameters = {"strategy": "random", "epochs": 150, "seed": 4}
+    spec = {**LONG_SPEC, "budget": {"max_trials": 1}, "parameters": parameters}
     with api_server(env, tmp_path) as base:
         run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
         with worker_process(env, tmp_path, name="draining") as draining:
@@ -422,7 +426,7 @@ def test_every_way_a_run_fails_undoes_it_in_a_real_worker(
         CEREBROS_JOB_RETRY_WAIT_SECONDS="1",
     )
     spec = {**LONG_SPEC, "dataset_id": "iris", "budget": {"max_trials": 1}}
-    spec["parameters"] = {"epochs": 2}
+    spec["parameters"] = {"strategy": "random", "epochs": 2}
     with api_server(env, tmp_path) as base, worker_process(env, tmp_path):
         run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
         final = wait_final(base, run_id, timeout=120)
