@@ -7,8 +7,11 @@ limit), record the skipped candidates, insert the new trials as ``queued`` with 
 `cerebros.run_trial` jobs. Then:
 
 * trials via the queue (workers): the step suspends (`StepSuspended`) and the job ends
-  without holding a worker; each trial's end defers the run's next advance, which resumes
-  the saga here. A crash anywhere is "ask again from the table".
+  without holding a worker. Each trial's end plans and queues the next trials itself, in
+  its own transaction (`plan_locked`), and defers the run's next advance (which resumes the
+  saga here) only when it cannot: the search is over, cancelled or out of time, nothing
+  is left queued or training, or planning failed. A crash anywhere is "ask again from the
+  table".
 * inline (`cerebros run --local`, in-process tests): this process trains the queued trials
   itself, with the same `execute_trial` a trial job runs, and asks again.
 
@@ -81,6 +84,10 @@ class Advance:
     queued: list[int] = field(default_factory=list)
     active: list[int] = field(default_factory=list)
     outcome: SearchOutcome | None = None
+    #: Planned without finishing (`Coordinator.plan_locked`): the search must end now
+    #: (cancelled, timed out, done) or nothing is queued or training, so the run's own job
+    #: has to take over.
+    finish_due: bool = False
 
 
 @dataclass
@@ -101,57 +108,76 @@ class Coordinator:
 
     async def advance(self) -> Advance:
         """One transaction: plan and queue the next trials, or finish the search."""
-        settings = self.runtime.settings
-        events = RunEvents(self.runtime.sessions, self.run_id)
         async with self.runtime.sessions.begin() as session:
             run = await repository.get_run_for_update(session, self.run_id)
             if run is None:
                 raise RuntimeError(f"run {self.run_id} disappeared")
+            return await self._advance_locked(session, run, finish=True)
+
+    async def plan_locked(self, session: AsyncSession, run: Run) -> Advance:
+        """Plan and queue the next trials in the caller's transaction, the run row locked.
+
+        A trial's end calls this (queue mode), so the next trial is queued in the same
+        commit instead of by an advance job picked up in between (one job pick-up and one
+        commit less per trial). It never finishes the search: ``finish_due`` says when the
+        run's own job must take over (then the caller defers it).
+        """
+        return await self._advance_locked(session, run, finish=False)
+
+    async def _advance_locked(self, session: AsyncSession, run: Run, *, finish: bool) -> Advance:
+        settings = self.runtime.settings
+        events = RunEvents(self.runtime.sessions, self.run_id)
+        rows = await trials.list_trials(session, self.run_id)
+        if not finish and (run.cancel_requested_at is not None or self._timed_out(run)):
+            return Advance(finish_due=True)
+        if run.cancel_requested_at is not None:
+            await trial_jobs.cancel_trial_jobs(session, self.run_id)
+            return Advance(outcome=self._outcome("cancelled", rows, "cancelled by the user"))
+        if self._timed_out(run):
+            await trial_jobs.cancel_trial_jobs(session, self.run_id)
+            await trials.cancel_unfinished(session, self.run_id)
+            message = f"max_seconds={self.spec.budget.max_seconds} reached"
             rows = await trials.list_trials(session, self.run_id)
-            if run.cancel_requested_at is not None:
-                await trial_jobs.cancel_trial_jobs(session, self.run_id)
-                return Advance(outcome=self._outcome("cancelled", rows, "cancelled by the user"))
-            if self._timed_out(run):
-                await trial_jobs.cancel_trial_jobs(session, self.run_id)
-                await trials.cancel_unfinished(session, self.run_id)
-                message = f"max_seconds={self.spec.budget.max_seconds} reached"
-                rows = await trials.list_trials(session, self.run_id)
-                return Advance(outcome=await self._finish(session, "timed_out", rows, message))
-            if self.via_queue and await self._end_orphans(session, events):
-                rows = await trials.list_trials(session, self.run_id)
-            views = [view_of_row(r) for r in rows]
-            prior = await self._prior(session)
-            step = plan(self.strategy(), prior + views, max_active=await self._max_active(session))
-            for record in step.skipped:
-                await trials.finish_trial(session, self.run_id, record)
-                await trial_finished(events, session, record)
-            out = Advance(active=[v.number for v in views if v.active])
-            for planned in step.start:
-                request = TrialRequest.of(planned.number, planned.request)
-                arch = request.architecture
-                await trials.queue_trial(
+            return Advance(outcome=await self._finish(session, "timed_out", rows, message))
+        if self.via_queue and await self._end_orphans(session, events):
+            rows = await trials.list_trials(session, self.run_id)
+        views = [view_of_row(r) for r in rows]
+        prior = await self._prior(session)
+        step = plan(self.strategy(), prior + views, max_active=await self._max_active(session))
+        for record in step.skipped:
+            await trials.finish_trial(session, self.run_id, record)
+            await trial_finished(events, session, record)
+        out = Advance(active=[v.number for v in views if v.active])
+        for planned in step.start:
+            request = TrialRequest.of(planned.number, planned.request)
+            arch = request.architecture
+            await trials.queue_trial(
+                session,
+                self.run_id,
+                planned.number,
+                request.to_dict(),
+                hyperparameters=arch.hyperparameters(),
+                params_count=arch.params_count(),
+            )
+            if self.via_queue:
+                job_id = await trial_jobs.defer_trial(
                     session,
+                    self.queue,
                     self.run_id,
                     planned.number,
-                    request.to_dict(),
-                    hyperparameters=arch.hyperparameters(),
-                    params_count=arch.params_count(),
+                    queue_name=settings.queue_name,
                 )
-                if self.via_queue:
-                    job_id = await trial_jobs.defer_trial(
-                        session,
-                        self.queue,
-                        self.run_id,
-                        planned.number,
-                        queue_name=settings.queue_name,
-                    )
-                    await trials.set_trial_job(session, self.run_id, planned.number, job_id)
-                out.queued.append(planned.number)
-            if step.done is not None and not out.active and not out.queued:
-                status, message = step.done.status, step.done.reason
-                rows = await trials.list_trials(session, self.run_id)
-                out.outcome = await self._finish(session, status, rows, message)
+                await trials.set_trial_job(session, self.run_id, planned.number, job_id)
+            out.queued.append(planned.number)
+        if not finish:
+            # Done, or nothing that will end and plan again: the run's job takes over.
+            out.finish_due = not out.active and not out.queued
             return out
+        if step.done is not None and not out.active and not out.queued:
+            status, message = step.done.status, step.done.reason
+            rows = await trials.list_trials(session, self.run_id)
+            out.outcome = await self._finish(session, status, rows, message)
+        return out
 
     async def _end_orphans(self, session: AsyncSession, events: RunEvents) -> bool:
         """End as failed the trials whose job ended without ending them.

@@ -39,7 +39,8 @@ async def execute_run_job(
     """Execute (or resume) the run; return only when it is final, or waits on its trials.
 
     With ``trials_via_queue`` (a worker's job) the run's trials are queue jobs: the job
-    returns while they train, and the end of each defers the run's next job. Raises
+    returns while they train; each one's end queues the next trials, and the last one's
+    defers the run's next job. Raises
     `RunFailed` when the run ended failed and `TransientError` when the job should be
     retried (the saga resumes where it stopped).
     """

@@ -30,18 +30,22 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.models import Run
 from app.errors import CerebrosError, TransientError
 from app.events import names
 from app.events.publish import RunEvents
 from app.nas.artifact_names import checkpoint_name, media_type_of
 from app.nas.artifacts import best_model_bytes
 from app.nas.backend import clear_backend_caches, freeze_heap
+from app.nas.datasets import Dataset
+from app.nas.engine import load_setup
 from app.nas.records import TrialRecord, TrialStart
 from app.nas.spec import NasSpec
 from app.nas.trainer import Cancelled
 from app.nas.trial import TrialRequest, TrialResult, train_trial
 from app.observability.logs import set_trial
 from app.observability.metrics import record_epoch_finished, record_trial_finished
+from app.pipeline.coordinator import Coordinator
 from app.pipeline.progress import CancelWatcher
 from app.pipeline.run_data import run_dataset
 from app.pipeline.trial_events import lost_record, trial_finished, trial_started
@@ -193,6 +197,7 @@ async def execute_trial(
         record,
         events,
         spec=spec,
+        data=data,
         best_model=best_bytes,
         checkpoint=checkpoint,
         via_queue=via_queue,
@@ -284,11 +289,15 @@ async def _end(
     events: RunEvents,
     *,
     spec: NasSpec,
+    data: Dataset,
     best_model: bytes | None,
     checkpoint: bytes | None,
     via_queue: bool,
 ) -> None:
-    """The trial's end: one transaction, the run row locked (best-model writes serialize)."""
+    """The trial's end: one transaction, the run row locked (best-model writes serialize).
+
+    Via the queue it also queues the run's next trials (`_queue_next`).
+    """
     async with runtime.sessions.begin() as session:
         run = await repository.get_run_for_update(session, run_id)
         if run is None:
@@ -305,10 +314,34 @@ async def _end(
                 checkpoint,
                 media_type_of(checkpoint_name(record.number)),
             )
-        ended = await _record_end(session, runtime, run_id, record, events, via_queue)
+        ended = await _record_end(
+            session, runtime, run_id, record, events, via_queue, advance=False
+        )
         if ended and best_model is not None:  # recorded completed: the rule may keep it
             await chosen_model.offer(session, run_id, spec, record, best_model)
+        if not (ended and via_queue and await _queue_next(session, runtime, run, spec, data)):
+            await _advance(session, runtime, run_id, via_queue)
     record_trial_finished(record.status, record.duration_s, skipped=record.skipped)
+
+
+async def _queue_next(
+    session: AsyncSession, runtime: Runtime, run: Run, spec: NasSpec, data: Dataset
+) -> bool:
+    """Queue the run's next trials in this trial's end; False: defer the run's advance.
+
+    Saves a job pick-up and a commit per trial (docs/benchmarks.md, "Distributed search").
+    Planning runs in a savepoint: if it fails, the trial's end still commits and the
+    advance job plans again (and fails the run through its saga if it fails again).
+    """
+    try:
+        async with session.begin_nested():
+            setup = load_setup(spec, data, runtime.settings.max_trainable_params)
+            coordinator = Coordinator(runtime, run.id, spec, setup, data, via_queue=True)
+            step = await coordinator.plan_locked(session, run)
+    except Exception:
+        log.exception("run %s: planning the next trials in a trial's end failed", run.id)
+        return False
+    return not step.finish_due
 
 
 async def _record_end(
@@ -318,12 +351,18 @@ async def _record_end(
     record: TrialRecord,
     events: RunEvents,
     via_queue: bool,
+    *,
+    advance: bool = True,
 ) -> bool:
-    """End the trial with ``record`` and defer the run's advance; False if it had ended."""
+    """End the trial with ``record``; False if it had ended.
+
+    With ``advance``, also defer the run's advance.
+    """
     ended = await trials.end_trial(session, run_id, record)
     if ended:
         await trial_finished(events, session, record)
-    await _advance(session, runtime, run_id, via_queue)
+    if advance:
+        await _advance(session, runtime, run_id, via_queue)
     return ended
 
 

@@ -46,7 +46,8 @@ async def retry_stalled_jobs(
 
 #: Running runs (queued through the API: they have a job) that no job of theirs is waiting on
 #: or working on. Every transaction that ends a run's job leaves another behind (a suspended
-#: advance leaves its trial jobs, a trial's end defers the next advance), so this finds
+#: advance leaves its trial jobs, a trial's end queues the next trials or defers the next
+#: advance), so this finds
 #: nothing unless a path forgot to: then the run's next advance is deferred, so no run is
 #: ever stranded. `settle_s` skips runs touched in the last seconds (a commit in flight).
 STRANDED_RUNS = """

@@ -71,7 +71,7 @@ async def run_nas(context: JobContext, run_id: str) -> None:
 
 
 async def run_trial(context: JobContext, run_id: str, trial: int) -> None:
-    """Train one trial of a run, then defer the run's next advance."""
+    """Train one trial of a run, then queue the run's next trials (or defer its advance)."""
     from app.pipeline.trial_job import execute_trial_job  # Keras: see run_nas
 
     job = context.job

@@ -67,7 +67,8 @@ class StepSuspended(StepInterrupted):
 
     Like an interruption the saga stays 'running' and the step reruns on resume, but
     nothing is wrong: the caller ends its job, and whoever finishes the awaited work resumes
-    the saga (for the run saga: a finished trial defers the run's next job).
+    the saga (for the run saga: the trial whose end finds nothing more to queue defers the
+    run's next job).
     """
 
 

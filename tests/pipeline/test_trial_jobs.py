@@ -90,3 +90,52 @@ async def test_a_trial_job_that_fails_outside_training_ends_its_trial(
         )
         assert status[0][0] == "failed" and "dataset store is broken" in status[0][1]
         assert await advances(resources, run_id) == 1  # the run goes on
+
+
+async def test_a_trial_end_queues_the_next_trial_itself(make_resources: ResourcesFactory) -> None:
+    """No advance job between two trials: the end queues the next one in its own commit;
+    only the last end, with nothing left to queue, hands over to the run's job."""
+    resources = make_resources()
+    spec = {**TINY_SPEC, "budget": {"max_trials": 3}}
+    run_id = await insert_run(resources.sessions, spec)
+    async with resources.queue.open_async():
+        await execute_run_job(resources, run_id, trials_via_queue=True)
+        assert await trial_jobs(resources, run_id) == [(1, "queued", "todo")]
+
+        await execute_trial_job(resources, run_id, 1)
+        assert await advances(resources, run_id) == 0
+        assert [t[:2] for t in await trial_jobs(resources, run_id)] == [
+            (1, "completed"),
+            (2, "queued"),
+        ]
+        await execute_trial_job(resources, run_id, 2)
+        assert await advances(resources, run_id) == 0
+        await execute_trial_job(resources, run_id, 3)
+        assert await advances(resources, run_id) == 1  # the search is done: the run finishes it
+
+        await execute_run_job(resources, run_id, trials_via_queue=True)
+        status = await rows(resources, "SELECT status FROM runs WHERE id = :r", r=run_id)
+        assert status == [("succeeded",)]
+        numbers = await rows(
+            resources, "SELECT number, status FROM trials WHERE run_id = :r ORDER BY 1", r=run_id
+        )
+        assert numbers == [(1, "completed"), (2, "completed"), (3, "completed")]
+
+
+async def test_a_trial_end_whose_planning_fails_defers_the_advance(
+    make_resources: ResourcesFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning in the end is an optimisation: when it fails, the trial's end still commits
+    and the run's advance job is deferred, as before."""
+    resources = make_resources()
+    run_id = await insert_run(resources.sessions, TINY_SPEC)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the strategy is broken")
+
+    async with resources.queue.open_async():
+        await execute_run_job(resources, run_id, trials_via_queue=True)
+        monkeypatch.setattr(trial_job, "load_setup", broken)
+        await execute_trial_job(resources, run_id, 1)
+        assert [t[:2] for t in await trial_jobs(resources, run_id)] == [(1, "completed")]
+        assert await advances(resources, run_id) == 1
