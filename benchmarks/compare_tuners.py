@@ -9,12 +9,21 @@ trials, and are scored by the best epoch's val_accuracy (as Cerebros and KerasTu
 * ``kerastuner``: `keras_tuner.RandomSearch` with a HyperModel building that model.
 * ``optuna``: TPE sampler + MedianPruner driving the same Keras training, pruning from an
   epoch-end callback; pruned trials count as trials (they are cheaper, as pruning intends).
+* ``engine-tpe``: `run_search` with strategy tpe (issue 14: same space and budget as
+  Optuna's own loop and KerasTuner's Bayesian oracle).
+* ``optuna-tpe``: Optuna's own ``study.optimize`` loop with its default `TPESampler` and no
+  pruner, every trial trained to the full epochs.
+* ``kerastuner-bayes``: `keras_tuner.BayesianOptimization` (defaults) with the same HyperModel.
 
 Every trial of every side ends with ``keras.backend.clear_session(free_memory=True)``, as the
 engine does. Usage::
 
     python -m benchmarks.compare_tuners --repeats 3 --trials 10 --epochs 5
     python -m benchmarks.compare_tuners --sides engine --threads 2,1   # thread setting A/B
+    python -m benchmarks.compare_tuners --sides engine-tpe,optuna-tpe,kerastuner-bayes \
+        --repeats 3 --trials 30 --epochs 5
+
+The 1-minute load average is read before and after every side's search and printed with it.
 
 ``--reach`` (issue 14's headline): per seed, KerasTuner RandomSearch runs ``--trials`` x
 ``--epochs`` first (its best val_accuracy, less one validation row, is the goal; its own time
@@ -30,6 +39,7 @@ search's start (dataset already loaded on every side)::
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import tempfile
@@ -80,9 +90,13 @@ def build_mlp(
     return model
 
 
-def run_engine(data: Dataset, trials: int, epochs: int, batch_size: int, seed: int) -> Outcome:
+def run_engine(
+    data: Dataset, trials: int, epochs: int, batch_size: int, seed: int, strategy: str = "random"
+) -> Outcome:
     spec = NasSpec.model_validate(
-        digits_spec(trials=trials, epochs=epochs, batch_size=batch_size, seed=seed)
+        digits_spec(
+            trials=trials, epochs=epochs, batch_size=batch_size, seed=seed, strategy=strategy
+        )
     )
     with tempfile.TemporaryDirectory() as tmp, stopwatch() as t:
         result = run_search(spec, artifacts_dir=Path(tmp), dataset=data)
@@ -101,7 +115,10 @@ def sample_mlp(choose: Callable[[str, Any], Any]) -> tuple[list[tuple[int, str]]
     return layers, choose("learning_rate", SPACE["learning_rate"])
 
 
-def run_kerastuner(data: Dataset, trials: int, epochs: int, batch_size: int, seed: int) -> Outcome:
+def run_kerastuner(
+    data: Dataset, trials: int, epochs: int, batch_size: int, seed: int, oracle: str = "random"
+) -> Outcome:
+    """KerasTuner's RandomSearch (``oracle="random"``) or BayesianOptimization (``"bayes"``)."""
     import keras_tuner as kt
 
     class CerebrosLikeHyperModel(kt.HyperModel):
@@ -115,7 +132,8 @@ def run_kerastuner(data: Dataset, trials: int, epochs: int, batch_size: int, see
             return history
 
     with tempfile.TemporaryDirectory() as tmp, stopwatch() as t:
-        tuner = kt.RandomSearch(
+        tuner_class = kt.BayesianOptimization if oracle == "bayes" else kt.RandomSearch
+        tuner = tuner_class(
             CerebrosLikeHyperModel(),
             objective="val_accuracy",
             max_trials=trials,
@@ -138,7 +156,10 @@ def run_kerastuner(data: Dataset, trials: int, epochs: int, batch_size: int, see
     return len(done) / (t[0] / 60), float(best)
 
 
-def run_optuna(data: Dataset, trials: int, epochs: int, batch_size: int, seed: int) -> Outcome:
+def run_optuna(
+    data: Dataset, trials: int, epochs: int, batch_size: int, seed: int, prune: bool = True
+) -> Outcome:
+    """Optuna's TPE with the MedianPruner, or (``prune=False``) no pruner: full trials."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -175,7 +196,7 @@ def run_optuna(data: Dataset, trials: int, epochs: int, batch_size: int, seed: i
         study = optuna.create_study(
             direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=seed),
-            pruner=optuna.pruners.MedianPruner(),
+            pruner=optuna.pruners.MedianPruner() if prune else optuna.pruners.NopPruner(),
         )
         study.optimize(objective, n_trials=trials)
     return len(study.trials) / (t[0] / 60), float(study.best_value)
@@ -364,7 +385,14 @@ SIDES: dict[str, Callable[[Dataset, int, int, int, int], Outcome]] = {
     "engine": run_engine,
     "kerastuner": run_kerastuner,
     "optuna": run_optuna,
+    "engine-tpe": functools.partial(run_engine, strategy="tpe"),
+    "optuna-tpe": functools.partial(run_optuna, prune=False),
+    "kerastuner-bayes": functools.partial(run_kerastuner, oracle="bayes"),
 }
+
+
+#: Sides of the model-based comparison (issue 14); with them the section gets its own title.
+TUNED_SIDES = frozenset({"engine-tpe", "optuna-tpe", "kerastuner-bayes"})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -393,26 +421,44 @@ def main(argv: list[str] | None = None) -> None:
     label = {s: s[0] if len(threads) == 1 else f"{s[0]} ({s[1]} thr)" for s in sides}
     speed = {s: Stat() for s in sides}
     accuracy = {s: Stat() for s in sides}
+    loads: dict[tuple[str, int], list[float]] = {s: [] for s in sides}
     for repeat in range(args.repeats):
         # Rotate the order each repeat so no side always runs first (warm caches, neighbours).
         order = sides[repeat % len(sides) :] + sides[: repeat % len(sides)]
         for side in order:
             torch.set_num_threads(side[1])
+            before = os.getloadavg()[0]
             per_min, best = SIDES[side[0]](data, args.trials, args.epochs, args.batch_size, repeat)
+            after = os.getloadavg()[0]
+            loads[side] += [before, after]
             speed[side].add(per_min)
             accuracy[side].add(best)
             print(
                 f"repeat {repeat + 1}: {label[side]:>20}: {per_min:6.2f} trials/min, best "
-                f"val_accuracy {best:.4f}",
+                f"val_accuracy {best:.4f} (load {before:.2f} -> {after:.2f})",
                 flush=True,
             )
     base = sides[0]
     rows = []
     for side in sides:
         ratio = Stat([a / b for a, b in zip(speed[base].values, speed[side].values, strict=True)])
-        rows.append([label[side], speed[side].cell(), accuracy[side].cell("{:.4f}"), ratio.cell()])
+        rows.append(
+            [
+                label[side],
+                speed[side].cell(),
+                accuracy[side].cell("{:.4f}"),
+                ratio.cell(),
+                f"{min(loads[side]):.2f}-{max(loads[side]):.2f}",
+            ]
+        )
     table = markdown_table(
-        ["side", "trials/min", "best val_accuracy", f"{label[base]} speed ÷ side (per repeat)"],
+        [
+            "side",
+            "trials/min",
+            "best val_accuracy",
+            f"{label[base]} speed ÷ side (per repeat)",
+            "1-min load avg (before/after each search)",
+        ],
         rows,
     )
     body = (
@@ -421,8 +467,11 @@ def main(argv: list[str] | None = None) -> None:
         "in rotating order within each repeat. Cells: median (min-max) over the repeats.\n\n"
         f"{table}"
     )
+    title = "Engine vs KerasTuner vs Optuna (`benchmarks/compare_tuners.py`)"
+    if any(name in TUNED_SIDES for name, _ in sides):
+        title = "Model-based search, same space and budget: tpe vs Optuna TPE vs KerasTuner Bayes"
     append_section(
-        "Engine vs KerasTuner vs Optuna (`benchmarks/compare_tuners.py`)"
+        title
         if len(threads) == 1
         else "Engine speed: torch threads (`benchmarks/compare_tuners.py --threads`)",
         body,
