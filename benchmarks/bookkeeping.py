@@ -4,13 +4,15 @@ Times the per-trial writes of a `cerebros.run_trial` job (app/pipeline/trial_job
 training: the claim (`_claim`: run and trial rows read, the trial locked, marked running on
 this worker, ``trial.started`` published; one durable transaction) and the end (`_end`: the
 run row locked, the final record with the whole 10-epoch history, ``trial.completed``
-published and the run's next advance deferred; one durable transaction), called with a real
+published, the run's next trials planned in the same transaction (the advance job is
+deferred only when nothing is left to queue); one durable transaction), called with a real
 `Runtime` (the worker's engine, pool of 4, and the queue app) on a real, freshly migrated
 database. A bare durable one-row ``INSERT`` + commit on a plain psycopg connection, timed
-before each trial, gives the disk's floor. The read between claim and end (`_beats_best`, one
-read-only session) is timed too. Between two trials the advance job the end deferred is removed,
-untimed, as the run's worker would have run it, so every end defers a new one (its queueing
-lock is free). Epochs are live notifications only (no transaction) and are not part of this.
+before each trial, gives the disk's floor. The read between claim and end (`_may_keep`: may
+the selection rule choose this trial; one read-only session) is timed too. Every trial is
+queued up front, so the end's planning finds nothing to add; any advance job an end deferred
+is removed, untimed, as the run's worker would have run it. Epochs are live notifications
+only (no transaction) and are not part of this.
 Background rows: N trials (10 per run) with their events, bulk-loaded with
 ``generate_series``, then ``VACUUM ANALYZE``.
 
@@ -38,6 +40,7 @@ from app.config import get_settings
 from app.db.models import Run
 from app.db.urls import libpq_url
 from app.events.publish import RunEvents
+from app.nas.datasets import load_dataset
 from app.nas.records import TrialRecord
 from app.nas.space import architectures, head_for
 from app.nas.spec import NasSpec
@@ -227,6 +230,7 @@ async def one_round(runtime: Runtime, counts: Counts, args: argparse.Namespace) 
     result = RoundResult()
     spec = NasSpec.model_validate(spec_doc())
     run_id, numbers = await new_run(runtime, spec, args.trials)
+    data = await asyncio.to_thread(load_dataset, "digits")
     events = RunEvents(runtime.sessions, run_id)
     async with runtime.sessions() as session:
         requests = {
@@ -257,7 +261,7 @@ async def one_round(runtime: Runtime, counts: Counts, args: argparse.Namespace) 
             "claim", trial_job._claim(runtime, run_id, number, events, via_queue=True)
         )
         assert claim is not None, "trial not claimed"
-        await timed("best read", trial_job._beats_best(runtime, run_id, spec, record))
+        await timed("best read", trial_job._may_keep(runtime, run_id, spec, record))
         await timed(
             "end",
             trial_job._end(
@@ -266,6 +270,7 @@ async def one_round(runtime: Runtime, counts: Counts, args: argparse.Namespace) 
                 record,
                 events,
                 spec=spec,
+                data=data,
                 best_model=None,
                 checkpoint=None,
                 via_queue=True,

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -95,6 +98,29 @@ def stored_counts(database_url: str, run_id: str) -> tuple[int, int]:
     return int(trials[0] if trials else 0), int(n_events[0] if n_events else 0)
 
 
+def trial_gaps(database_url: str, run_id: str) -> str:
+    """Where a whole-path run's time outside training went, from its own rows (ms medians)."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT started_at, finished_at, duration_s FROM trials WHERE run_id = %s "
+            "ORDER BY number",
+            (run_id,),
+        ).fetchall()
+        run = conn.execute(
+            "SELECT created_at, finished_at FROM runs WHERE id = %s", (run_id,)
+        ).fetchone()
+    assert rows and run is not None
+    gaps = [(b[0] - a[1]).total_seconds() * 1000 for a, b in itertools.pairwise(rows)]
+    work = [((r[1] - r[0]).total_seconds() - r[2]) * 1000 for r in rows]
+    return (
+        f"end -> next claim {statistics.median(gaps) if gaps else 0:.0f} ms, job work "
+        f"{statistics.median(work):.0f} ms, POST -> first claim "
+        f"{(rows[0][0] - run[0]).total_seconds() * 1000:.0f} ms, last end -> final "
+        f"{(run[1] - rows[-1][1]).total_seconds() * 1000:.0f} ms, sum of train_trial "
+        f"{sum(r[2] for r in rows):.2f} s"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -109,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
 
     path_s, bare_s, extra = Stat(), Stat(), Stat()
     counts: list[tuple[int, int]] = []
+    # The 1-minute load average before and after each side's figure: the cores are shared.
+    loads: list[str] = []
     with tempfile.TemporaryDirectory() as tmp, fresh_database("cerebros_bench_path") as url:
         env = service_env(url, CEREBROS_ARTIFACTS_DIR=str(Path(tmp) / "artifacts"))
         with api_server(env, Path(tmp)) as base, worker_process(env, Path(tmp)):
@@ -123,19 +151,22 @@ def main(argv: list[str] | None = None) -> None:
                 spec = spec_for(repeat, args.trials)
                 sides = ["path", "bare"] if repeat % 2 == 0 else ["bare", "path"]
                 for side in sides:
+                    before = os.getloadavg()[0]
                     if side == "path":
                         seconds, run_id = whole_path(base, spec)
                         path_s.add(seconds)
                         counts.append(stored_counts(url, run_id))
+                        print(f"  path: {trial_gaps(url, run_id)}", flush=True)
                     else:
                         with stopwatch() as t:
                             bare_loop(NasSpec.model_validate(spec))
                         bare_s.add(t[0])
+                    loads.append(f"{side} {before:.2f}->{os.getloadavg()[0]:.2f}")
                 extra.add(100 * (path_s.values[-1] / bare_s.values[-1] - 1))
                 print(
                     f"repeat {repeat + 1}: path {path_s.values[-1]:.1f} s, bare "
                     f"{bare_s.values[-1]:.1f} s, extra {extra.values[-1]:+.1f} %, "
-                    f"stored (trials, events) {counts[-1]}",
+                    f"stored (trials, events) {counts[-1]}, load {', '.join(loads[-2:])}",
                     flush=True,
                 )
     table = markdown_table(
@@ -150,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.repeats} repeats (seed = repeat index, same architectures on both sides), sides "
         "alternating order per repeat; API, worker, Postgres and this process share the cores. "
         f"Each whole-path run stored (completed trial rows, events): {counts}. "
+        f"Load average (1 min) before->after each side, in run order: {'; '.join(loads)}. "
         "Cells: median (min-max).\n\n"
         f"{table}"
     )
