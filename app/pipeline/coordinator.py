@@ -27,11 +27,12 @@ import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Run, Trial
+from app.db.models import Run, Trial, TrialStatus
 from app.events.publish import RunEvents
 from app.nas.artifact_names import (
     ARCHITECTURE,
@@ -57,23 +58,34 @@ from app.runs import artifacts, chosen_model, repository, trial_jobs, trials
 from app.runtime import Runtime
 from app.schemas.runs import RunSelection
 
-__all__ = ["Advance", "Coordinator", "view_of_row"]
+__all__ = ["Advance", "Coordinator", "view_of_fields"]
 
 
-def view_of_row(row: Trial) -> TrialView:
-    """A trials-table row as its strategy sees it."""
-    if row.record is not None:
-        record = TrialRecord.from_dict(row.record)
-        return view_of(record, status=str(row.status))
-    request = row.request or {}
-    arch = request.get("architecture") or row.architecture or {}
+def view_of_fields(
+    number: int,
+    status: TrialStatus,
+    record: dict[str, Any] | None,
+    request: dict[str, Any] | None,
+    architecture: dict[str, Any] | None,
+    epochs_target: int | None,
+    epochs_run: int | None,
+    parent: int | None,
+) -> TrialView:
+    """A trial as its strategy sees it, from the columns of `trials.PLANNER_FIELDS`.
+
+    Its record's per-epoch history is not needed (that read leaves it out).
+    """
+    if record is not None:
+        return view_of(TrialRecord.from_dict(record), status=str(status))
+    request = request or {}
+    arch = request.get("architecture") or architecture or {}
     return TrialView(
-        number=row.number,
-        status=str(row.status),  # type: ignore[arg-type]  # a TrialStatus value
+        number=number,
+        status=str(status),  # type: ignore[arg-type]  # a TrialStatus value
         architecture=Architecture.from_dict(arch),
-        epochs=int(request.get("epochs") or row.epochs_target or row.epochs_run or 0),
+        epochs=int(request.get("epochs") or epochs_target or epochs_run or 0),
         initial_epoch=int(request.get("initial_epoch") or 0),
-        parent=row.parent,
+        parent=parent,
     )
 
 
@@ -127,11 +139,11 @@ class Coordinator:
     async def _advance_locked(self, session: AsyncSession, run: Run, *, finish: bool) -> Advance:
         settings = self.runtime.settings
         events = RunEvents(self.runtime.sessions, self.run_id)
-        rows = await trials.list_trials(session, self.run_id)
         if not finish and (run.cancel_requested_at is not None or self._timed_out(run)):
             return Advance(finish_due=True)
         if run.cancel_requested_at is not None:
             await trial_jobs.cancel_trial_jobs(session, self.run_id)
+            rows = await trials.list_trials(session, self.run_id)
             return Advance(outcome=self._outcome("cancelled", rows, "cancelled by the user"))
         if self._timed_out(run):
             await trial_jobs.cancel_trial_jobs(session, self.run_id)
@@ -139,9 +151,10 @@ class Coordinator:
             message = f"max_seconds={self.spec.budget.max_seconds} reached"
             rows = await trials.list_trials(session, self.run_id)
             return Advance(outcome=await self._finish(session, "timed_out", rows, message))
-        if self.via_queue and await self._end_orphans(session, events):
-            rows = await trials.list_trials(session, self.run_id)
-        views = [view_of_row(r) for r in rows]
+        if self.via_queue:
+            await self._end_orphans(session, events)
+        fields = await trials.planner_rows(session, self.run_id)
+        views = [view_of_fields(**r._mapping) for r in fields]
         prior = await self._prior(session)
         step = plan(self.strategy(), prior + views, max_active=await self._max_active(session))
         for record in step.skipped:
@@ -200,9 +213,9 @@ class Coordinator:
         warm = self.spec.parameters.warm_start_run_id
         if warm is None:
             return []
-        rows = await trials.list_trials(session, uuid.UUID(warm))
+        rows = await trials.planner_rows(session, uuid.UUID(warm))
         return [
-            replace(view_of_row(r), number=-r.number, parent=None, prior=True)
+            replace(view_of_fields(**r._mapping), number=-r.number, parent=None, prior=True)
             for r in rows
             if r.status.is_finished
         ]

@@ -20,14 +20,19 @@ TRIAL_FINISHED_EVENTS = {
 
 
 async def trial_started(events: RunEvents, session: AsyncSession, trial: TrialStart) -> None:
-    await events.publish(
+    """A live-only notification (no row, no event id), sent when the claim commits.
+
+    Like the epochs: the trial's durable record is its end (`trial_finished`, with its
+    history), so a trial costs one durable commit, and no event id a client can hold is
+    ever lost (the claim's commit does not wait for the WAL flush, `app.pipeline.trial_job`).
+    """
+    await events.notify_live(
         names.TRIAL_STARTED,
         {
             "trial": trial.number,
             "params_count": trial.params_count,
             "hyperparameters": trial.hyperparameters,
         },
-        dedup=f"trial:{trial.number}:started",
         session=session,
     )
 

@@ -1,11 +1,12 @@
 """Train one trial of a run: what a `cerebros.run_trial` job does, on any worker of any host.
 
-Two durable transactions per trial: the claim (the row becomes ``running`` on this worker,
-its attempt counted, ``trial.started`` published) and the end (the final record with its
-epoch history, the terminal trial event, the trial's exported model when the run's
-selection rule may choose it (`app.runs.chosen_model`), the checkpoint the strategy needs,
-and the run's next advance), the end conditional on the trial still being
-unfinished so each trial number ends exactly once. Epochs in between go out as live
+Two transactions per trial, one of them durable: the claim (the row becomes ``running`` on
+this worker, its attempt counted, ``trial.started`` sent as a live notification; its commit
+does not wait for the WAL flush) and the end (durable: the final record with its epoch
+history, the terminal trial event, the trial's exported model when the run's selection rule
+may choose it (`app.runs.chosen_model`), the checkpoint the strategy needs, and the run's
+next trials or its advance), the end conditional on the trial still being unfinished so
+each trial number ends exactly once. Epochs in between go out as live
 notifications only (no row, no event id; `RunEvents.notify_live`): the history is durable
 with the trial's end, and a trial cut short is trained again from its start anyway.
 
@@ -28,6 +29,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Run
@@ -245,6 +247,11 @@ async def _claim(
                 run_id,
                 row.worker,
             )
+        # The claim holds nothing a client or a retry depends on surviving a Postgres crash:
+        # lost, the trial is still queued with its job `doing`, which the stalled-job
+        # recovery retries, and `trial.started` is live-only. So its commit does not wait
+        # for the WAL flush: a trial's one durable commit is its end (issue 15).
+        await session.execute(text("SET LOCAL synchronous_commit TO off"))
         await trials.claim_trial(session, run_id, number, worker=WORKER)
         parent_model = None
         if request.parent is not None:

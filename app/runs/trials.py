@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import Row, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -124,6 +124,27 @@ async def list_trials(session: AsyncSession, run_id: uuid.UUID) -> list[Trial]:
     """A run's trials in trial-number order."""
     stmt = select(Trial).where(Trial.run_id == run_id).order_by(Trial.number)
     return list((await session.execute(stmt)).scalars())
+
+
+#: What a strategy sees of a trial (`app.pipeline.coordinator.view_of_fields`), in order.
+PLANNER_FIELDS = (
+    Trial.number,
+    Trial.status,
+    # The record without its per-epoch history, most of its bytes: every trial's end plans,
+    # so this read is per trial and would otherwise decode every trial's whole history.
+    Trial.record.op("-", return_type=JSONB)("history").label("record"),
+    Trial.request,
+    Trial.architecture,
+    Trial.epochs_target,
+    Trial.epochs_run,
+    Trial.parent,
+)
+
+
+async def planner_rows(session: AsyncSession, run_id: uuid.UUID) -> list[Row[Any]]:
+    """A run's trials as the planner reads them (`PLANNER_FIELDS`), in number order."""
+    stmt = select(*PLANNER_FIELDS).where(Trial.run_id == run_id).order_by(Trial.number)
+    return list((await session.execute(stmt)).all())
 
 
 async def get_trial(session: AsyncSession, run_id: uuid.UUID, number: int) -> Trial | None:

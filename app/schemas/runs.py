@@ -231,7 +231,7 @@ class EventOut(BaseModel):
 
 
 class LiveEventOut(BaseModel):
-    """A live-only notification on a stream (per-epoch progress): no id, never replayed.
+    """A live-only notification on a stream (a trial's start, its epochs): no id, no replay.
 
     Sent as an SSE event without an ``id:`` line, so a client's Last-Event-ID never points at
     it; the durable record of the same progress is the trial's history, stored at its end.

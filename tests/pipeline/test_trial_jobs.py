@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 import app.pipeline.trial_job as trial_job
+from app.events import names
+from app.events.publish import RunEvents
 from app.pipeline.job import execute_run_job
 from app.pipeline.trial_job import execute_trial_job
 from app.runtime import Runtime
@@ -139,3 +143,67 @@ async def test_a_trial_end_whose_planning_fails_defers_the_advance(
         await execute_trial_job(resources, run_id, 1)
         assert [t[:2] for t in await trial_jobs(resources, run_id)] == [(1, "completed")]
         assert await advances(resources, run_id) == 1
+
+
+async def test_a_trial_has_one_durable_commit_its_end(
+    make_resources: ResourcesFactory, database_url: str
+) -> None:
+    """The claim writes no event (trial.started is a live notification) and its commit does
+    not wait for the WAL flush; the end's does, with the trial's only durable event."""
+    resources = make_resources()
+    run_id = await insert_run(resources.sessions, TINY_SPEC)
+    listener = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    await listener.execute("LISTEN cerebros_events")
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    async with resources.queue.open_async():
+        await execute_run_job(resources, run_id, trials_via_queue=True)
+        event.listen(resources.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            claim = await trial_job._claim(
+                resources, run_id, 1, RunEvents(resources.sessions, run_id), via_queue=True
+            )
+        finally:
+            event.remove(resources.engine.sync_engine, "before_cursor_execute", seen)
+        assert claim is not None
+        assert "SET LOCAL synchronous_commit TO off" in statements
+        stored = await rows(
+            resources,
+            "SELECT name FROM run_events WHERE run_id = :r AND name LIKE :n",
+            r=run_id,
+            n="cerebros.nas.trial.%",
+        )
+        assert stored == []
+        assert await trial_jobs(resources, run_id) == [(1, "running", "todo")]
+        live = []
+        async for note in listener.notifies(timeout=1.0):
+            data = json.loads(note.payload)
+            if data["run_id"] == str(run_id) and data["name"] == names.TRIAL_STARTED:
+                live.append(data)
+        await listener.close()
+        assert len(live) == 1 and live[0]["live"] is True and live[0]["payload"]["trial"] == 1
+
+
+async def test_the_planner_reads_trials_without_their_epoch_history(
+    make_resources: ResourcesFactory,
+) -> None:
+    """Every trial's end plans: its read of the run's trials leaves the histories out."""
+    from app.pipeline.coordinator import view_of_fields
+    from app.runs import trials
+
+    resources = make_resources()
+    run_id = await insert_run(resources.sessions, TINY_SPEC)
+    async with resources.queue.open_async():
+        await execute_run_job(resources, run_id, trials_via_queue=True)
+        await execute_trial_job(resources, run_id, 1)
+    async with resources.sessions() as session:
+        full = await trials.list_trials(session, run_id)
+        light = await trials.planner_rows(session, run_id)
+    assert full[0].record is not None and len(full[0].record["history"]) == 2
+    assert light[0].record is not None and "history" not in light[0].record
+    view = view_of_fields(**light[0]._mapping)
+    assert view.status == "completed" and view.score == full[0].record["score"]
+    assert [r.number for r in light] == [r.number for r in full] == [1, 2]
