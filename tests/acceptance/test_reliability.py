@@ -159,8 +159,10 @@ def test_worker_killed_mid_trial_is_recovered_without_retraining(
         CEREBROS_STALLED_AFTER_SECONDS="5",
         CEREBROS_ARTIFACTS_DIR=str(tmp_path / "artifacts"),
     )
+    # 30 epochs: trial 2 must still be training a second after its claim on a quiet machine.
+    spec = {**LONG_SPEC, "parameters": {**LONG_SPEC["parameters"], "epochs": 30}}
     with api_server(env, tmp_path) as base:
-        run = httpx.post(f"{base}/runs", json=LONG_SPEC, timeout=10).json()
+        run = httpx.post(f"{base}/runs", json=spec, timeout=10).json()
         run_id = run["id"]
         with worker_process(env, tmp_path, name="doomed") as doomed:
             # Kill it while trial 2 trains: trial 1 is finished and stored.
@@ -222,7 +224,9 @@ def test_sigterm_lets_the_current_trial_finish(database_url: str, tmp_path: Path
     """SIGTERM: the worker finishes the trial it trains (its job), then exits; the run goes on
     with the next worker, and the trial is not trained again."""
     env = service_env(database_url, CEREBROS_ARTIFACTS_DIR=str(tmp_path / "artifacts"))
-    parameters = {"strategy": "random", "epochs": 4, "seed": 2}
+    # 30 epochs: a trial must still be training a second after its claim (`training`) on a
+    # quiet machine; at 4 epochs (~0.5 s a trial there) the poll could miss both trials.
+    parameters = {"strategy": "random", "epochs": 30, "seed": 2}
     spec = {**LONG_SPEC, "budget": {"max_trials": 2}, "parameters": parameters}
     with api_server(env, tmp_path) as base:
         run_id = httpx.post(f"{base}/runs", json=spec, timeout=10).json()["id"]
