@@ -2,10 +2,11 @@
 
 Times the per-trial writes of a `cerebros.run_trial` job (app/pipeline/trial_job.py) with no
 training: the claim (`_claim`: run and trial rows read, the trial locked, marked running on
-this worker, ``trial.started`` published; one durable transaction) and the end (`_end`: the
+this worker, ``trial.started`` sent live; its commit does not wait for the WAL flush) and
+the end (`_end`: the
 run row locked, the final record with the whole 10-epoch history, ``trial.completed``
 published, the run's next trials planned in the same transaction (the advance job is
-deferred only when nothing is left to queue); one durable transaction), called with a real
+deferred only when nothing is left to queue); the trial's one durable commit), called with a real
 `Runtime` (the worker's engine, pool of 4, and the queue app) on a real, freshly migrated
 database. A bare durable one-row ``INSERT`` + commit on a plain psycopg connection, timed
 before each trial, gives the disk's floor. The read between claim and end (`_may_keep`: may
