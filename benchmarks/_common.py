@@ -77,15 +77,24 @@ def rss_mib(pid: int | None = None) -> float:
 
 
 def digits_spec(
-    *, trials: int, epochs: int, batch_size: int, strategy: str = "random", seed: int = 0
+    *,
+    trials: int,
+    epochs: int,
+    batch_size: int,
+    strategy: str = "random",
+    seed: int = 0,
+    dataset_id: str = "digits",
+    objectives: list[dict[str, str]] | None = None,
+    **parameters: object,
 ) -> dict[str, object]:
-    """The benchmark search: digits, 1-3 hidden Dense layers, the same choices everywhere.
+    """The benchmark search: digits (or ``dataset_id``), 1-3 hidden Dense layers, the same
+    choices everywhere; ``parameters`` adds strategy settings (population_size...).
 
     Uses the simple search-space form, so each hidden level has one unit
     (BatchNormalization -> Dense), which a KerasTuner/Optuna model can reproduce exactly.
     """
-    return {
-        "dataset_id": "digits",
+    spec: dict[str, object] = {
+        "dataset_id": dataset_id,
         "search_space": SPACE,
         "budget": {"max_trials": trials},
         "parameters": {
@@ -93,8 +102,12 @@ def digits_spec(
             "epochs": epochs,
             "batch_size": batch_size,
             "seed": seed,
+            **parameters,
         },
     }
+    if objectives is not None:
+        spec["objectives"] = objectives
+    return spec
 
 
 #: The search space every side of every benchmark draws from.

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from app.nas.pareto import Direction, hypervolume_2d, pareto_front
-from benchmarks._common import SPACE, Stat, machine_line, markdown_table
+from benchmarks._common import Stat, digits_spec, machine_line, markdown_table
 
 #: The reference point's log10(params): 100 000 parameters.
 REFERENCE_LOG10_PARAMS = 5.0
@@ -61,19 +61,15 @@ def hypervolume(
 
 
 def spec_for(strategy: str, trials: int, epochs: int, seed: int, population: int) -> dict[str, Any]:
-    return {
-        "dataset_id": "digits",
-        "search_space": SPACE,
-        "objectives": [{"name": "val_accuracy"}, {"name": "params", "direction": "minimize"}],
-        "budget": {"max_trials": trials},
-        "parameters": {
-            "strategy": strategy,
-            "epochs": epochs,
-            "batch_size": 64,
-            "seed": seed,
-            "population_size": population,
-        },
-    }
+    return digits_spec(
+        trials=trials,
+        epochs=epochs,
+        batch_size=64,
+        strategy=strategy,
+        seed=seed,
+        objectives=[{"name": "val_accuracy"}, {"name": "params", "direction": "minimize"}],
+        population_size=population,
+    )
 
 
 def run_side(data: Any, spec: dict[str, Any]) -> tuple[list[tuple[float, float]], float]:

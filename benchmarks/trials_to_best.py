@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import SPACE, Stat, machine_line, markdown_table
+from benchmarks._common import Stat, digits_spec, machine_line, markdown_table
 
 TRIAL_SIDES = ("tpe", "evolution")
 EPOCH_SIDES = ("asha", "hyperband")
@@ -142,19 +142,16 @@ class Trace:
 
 
 def spec_for(dataset: str, strategy: str, trials: int, epochs: int, seed: int) -> dict[str, Any]:
-    extra = EVOLUTION_PARAMETERS if strategy == "evolution" else {}
-    return {
-        "dataset_id": dataset,
-        "search_space": SPACE,
-        "budget": {"max_trials": trials},
-        "parameters": {
-            "strategy": strategy,
-            "epochs": epochs,
-            "batch_size": 64,
-            "seed": seed,
-            **extra,
-        },
-    }
+    extra: dict[str, Any] = EVOLUTION_PARAMETERS if strategy == "evolution" else {}
+    return digits_spec(
+        trials=trials,
+        epochs=epochs,
+        batch_size=64,
+        strategy=strategy,
+        seed=seed,
+        dataset_id=dataset,
+        **extra,
+    )
 
 
 def search(data: Any, spec: dict[str, Any], trace: Trace) -> float:
