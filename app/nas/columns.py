@@ -28,7 +28,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ColumnKind", "FeatureColumn", "RowError", "encode_rows", "number_text", "plain_rows"]
+__all__ = [
+    "ColumnKind",
+    "FeatureColumn",
+    "RowError",
+    "encode_model_input",
+    "encode_rows",
+    "number_text",
+    "plain_rows",
+]
 
 #: A raw cell: what a CSV, Parquet or JSON row may hold.
 Cell = str | int | float | bool | None
@@ -176,3 +184,18 @@ def plain_rows(width: int, rows: Sequence[Sequence[Cell] | Mapping[str, Cell]]) 
                 raise RowError(f"rows.{r}.{i}", "Input should be a valid number")
             out[r, i] = value
     return out
+
+
+def encode_model_input(
+    columns: Sequence[FeatureColumn],
+    width: int,
+    rows: Sequence[Sequence[Cell] | Mapping[str, Cell]],
+) -> np.ndarray:
+    """Raw rows as a model's input; `RowError` names a bad row or cell.
+
+    By ``columns`` (uploaded tables), else plain number rows of ``width`` values (the
+    built-in datasets). `/predict` and the predictor bundle both encode with this.
+    """
+    if columns:
+        return encode_rows(columns, rows)
+    return plain_rows(width, rows)

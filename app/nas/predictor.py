@@ -37,7 +37,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .columns import Cell, ColumnKind, FeatureColumn, RowError, encode_rows, plain_rows
+from .columns import Cell, ColumnKind, FeatureColumn, RowError, encode_model_input
 
 __all__ = [
     "MODEL_FILE",
@@ -96,9 +96,7 @@ class Predictor:
 
     def encode(self, rows: Sequence[Sequence[Cell] | Mapping[str, Cell]]) -> np.ndarray:
         """Raw rows as the model's input; `RowError` names a bad row or cell."""
-        if self.columns:
-            return encode_rows(self.columns, rows)
-        return plain_rows(self.width, rows)
+        return encode_model_input(self.columns, self.width, rows)
 
     def predict(self, rows: Sequence[Sequence[Cell] | Mapping[str, Cell]]) -> list[Any]:
         """Each row's class label (or class index without labels) or regression value.

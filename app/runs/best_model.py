@@ -39,7 +39,7 @@ from app.db.models import Run, RunStatus
 from app.errors import Conflict, NotFound
 from app.nas.artifact_names import BEST_MODEL, PREPROCESSING
 from app.nas.artifacts import load_best_model, load_preprocessing, predict_with_model
-from app.nas.columns import Cell, encode_rows, plain_rows
+from app.nas.columns import Cell, encode_model_input
 from app.nas.records import Preprocessing
 from app.runs.artifacts import artifact_info, get_artifact
 from app.runs.predictor_bundle import build_bundle
@@ -181,9 +181,7 @@ class LoadedModel:
 
     def encode(self, rows: Sequence[Sequence[Cell] | Mapping[str, Cell]]) -> np.ndarray:
         """Raw rows as the model's input (`app.nas.columns`); `RowError` names a bad cell."""
-        if self.preprocessing.columns:
-            return encode_rows(self.preprocessing.columns, rows)
-        return plain_rows(self.input_dim, rows)
+        return encode_model_input(self.preprocessing.columns, self.input_dim, rows)
 
     def predict(self, inputs: np.ndarray) -> list[Any]:
         return predict_with_model(self.model, self.preprocessing.task, inputs)
